@@ -1,0 +1,80 @@
+# ctune build. `make` builds build/ctune (the CLI), build/libctune.a (the
+# library) and build/ctune-tests (the unit tests) with gcc.
+#   make test   installs dependencies, builds the release and the sanitizer
+#               (clang, ASan+UBSan) variants, runs every test suite
+#   make demo   installs dependencies, builds, runs the demo
+#   make clang  builds with clang into build-clang (warnings are errors)
+#   make asan   the sanitizer build into build-asan
+# Variables: BUILD (output dir), CC, SAN=1 (sanitizers), OPT.
+
+BUILD ?= build
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+OPT ?= -O2
+SAN ?= 0
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fopenmp -Iinclude -MMD -MP $(CFLAGS)
+LDLIBS_ALL := -lcjson -lyaml -lopenblas -lpcre2-8 -lutf8proc -lcurl -lm -lpthread $(LDLIBS)
+LDFLAGS_ALL := -fopenmp $(LDFLAGS)
+ifeq ($(SAN),1)
+CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_ALL += -fsanitize=address,undefined
+endif
+
+LIB_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all clean test demo deps asan clang check-assets
+all: $(BUILD)/ctune $(BUILD)/libctune.a $(BUILD)/ctune-tests
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libctune.a: $(LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/ctune: $(CLI_OBJ) $(BUILD)/libctune.a
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libctune.a $(LDLIBS_ALL)
+
+$(BUILD)/ctune-tests: $(TEST_OBJ) $(BUILD)/libctune.a
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(BUILD)/libctune.a $(LDLIBS_ALL)
+
+deps:
+	@scripts/install-deps.sh --python
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang SAN=1 OPT=-O1 all
+
+clang:
+	@$(MAKE) --no-print-directory BUILD=build-clang CC=clang all
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory asan
+	@tests/run.sh
+
+# Extra checks that need ../shared/assets (CI runs them when the folder exists).
+check-assets: all
+	@tests/assets.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-clang
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,15 @@
+// commands.h: the CLI's subcommands, one file each under src/cli/.
+// Each returns the process exit status (0 ok, 1 error, 2 usage error).
+#ifndef CTUNE_CLI_COMMANDS_H
+#define CTUNE_CLI_COMMANDS_H
+
+#include "ctune/error.h"
+
+int cmd_info(int argc, char **argv);
+
+// Prints "error: <msg>" to stderr and returns 1.
+int cli_report(const ct_error *err);
+// Prints "error: <fmt>" plus a hint to run --help, returns 2.
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
