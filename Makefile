@@ -27,13 +27,16 @@ endif
 LIB_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+# Small helper programs the tests drive (one .c each -> $(BUILD)/tools/NAME).
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all clean test demo deps asan clang check-assets
-all: $(BUILD)/ctune $(BUILD)/libctune.a $(BUILD)/ctune-tests
+all: $(BUILD)/ctune $(BUILD)/libctune.a $(BUILD)/ctune-tests $(TOOLS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,6 +54,11 @@ $(BUILD)/ctune: $(CLI_OBJ) $(BUILD)/libctune.a
 $(BUILD)/ctune-tests: $(TEST_OBJ) $(BUILD)/libctune.a
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(BUILD)/libctune.a $(LDLIBS_ALL)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libctune.a
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libctune.a $(LDLIBS_ALL)
 
 deps:
 	@scripts/install-deps.sh --python
@@ -77,4 +85,4 @@ demo: deps
 clean:
 	rm -rf build build-asan build-clang
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d)
