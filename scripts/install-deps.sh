@@ -2,7 +2,7 @@
 # Installs what ctune needs to build and test, idempotently:
 #   - C libraries and tools from Debian's packages (apt-get), when missing;
 #   - a project virtualenv (.venv) with the Python tools the tests use to check
-#     our files against independent readers (safetensors, numpy).
+#     our files against independent readers (safetensors, numpy, jinja2, tokenizers).
 # Usage: scripts/install-deps.sh [--python]   (--python also makes .venv)
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,8 +28,8 @@ if [ "${1:-}" = "--python" ]; then
         echo "install-deps: creating .venv"
         "$PY" -m venv .venv
     fi
-    if ! .venv/bin/python -c "import safetensors, numpy" 2>/dev/null; then
-        echo "install-deps: pip install safetensors numpy into .venv"
-        .venv/bin/pip install -q --disable-pip-version-check safetensors numpy
+    if ! .venv/bin/python -c "import safetensors, numpy, jinja2, tokenizers" 2>/dev/null; then
+        echo "install-deps: pip install safetensors numpy jinja2 tokenizers into .venv"
+        .venv/bin/pip install -q --disable-pip-version-check safetensors numpy jinja2 tokenizers
     fi
 fi
