@@ -613,10 +613,10 @@ static ct_status open_shards(ct_weights *w, const char *dir, const char *ipath, 
         if (!f[0] || f[0] == '/' || strstr(f, ".."))
             return ct_fail(err, CT_ERR_FORMAT, "%s: weight_map \"%s\": shard \"%s\" must be a file name inside the folder",
                            ipath, e->string, f);
-        bool fresh;
-        CT_TRY(ct_strmap_puts(files, f, w->n_shards, &fresh, err));
-        if (!fresh)
+        int64_t known;
+        if (ct_strmap_gets(files, f, &known)) // (puts would overwrite the shard index)
             continue;
+        CT_TRY(ct_strmap_puts(files, f, w->n_shards, NULL, err));
         char path[4096];
         CT_TRY(ct_path_join(path, sizeof path, dir, f, err));
         CT_TRY(ct_safetensors_open(&w->shards[w->n_shards], path, err));
@@ -731,22 +731,36 @@ ct_status ct_weights_open(ct_weights *w, const char *model_dir, ct_error *err) {
 
 // Splits t[0..n) into shards like huggingface_hub's split_state_dict_into_shards:
 // in order, a new shard when the next tensor would push the current one past
-// max; a tensor bigger than max alone gets its own shard, appended at once.
-// shard_of[i] gets tensor i's shard; returns the number of shards.
+// max; a tensor bigger than max gets a shard of its own. Shards are numbered
+// in the order they are closed (a big tensor's shard closes at once, before
+// the shard being filled). shard_of[i] gets tensor i's shard; returns the count.
 static int plan_shards(const ct_tensor_view *t, int n, size_t max, int *shard_of) {
-    int n_shards = 0, current = -1;
-    size_t current_size = 0;
+    int n_shards = 0, open = -1; // open: tensor index that started the shard being filled
+    size_t open_size = 0;
     for (int i = 0; i < n; i++) {
         if (t[i].nbytes > max) {
             shard_of[i] = n_shards++;
             continue;
         }
-        if (current < 0 || current_size + t[i].nbytes > max) {
-            current = n_shards++;
-            current_size = 0;
+        if (open >= 0 && open_size + t[i].nbytes > max) {
+            for (int j = open; j < i; j++) // close the open shard: it gets the next number
+                if (shard_of[j] == -1)
+                    shard_of[j] = n_shards;
+            n_shards++;
+            open = -1;
         }
-        shard_of[i] = current;
-        current_size += t[i].nbytes;
+        if (open < 0) {
+            open = i;
+            open_size = 0;
+        }
+        shard_of[i] = -1;
+        open_size += t[i].nbytes;
+    }
+    if (open >= 0) {
+        for (int j = open; j < n; j++)
+            if (shard_of[j] == -1)
+                shard_of[j] = n_shards;
+        n_shards++;
     }
     return n_shards;
 }
