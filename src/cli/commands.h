@@ -3,9 +3,13 @@
 #ifndef CTUNE_CLI_COMMANDS_H
 #define CTUNE_CLI_COMMANDS_H
 
+#include <stdbool.h>
+
 #include "ctune/error.h"
 
 int cmd_info(int argc, char **argv);
+// Lists a .safetensors file's tensors (info_tensors.c); json: machine-readable.
+int info_tensors_file(const char *path, bool json);
 
 // Prints "error: <msg>" to stderr and returns 1.
 int cli_report(const ct_error *err);
