@@ -7,6 +7,9 @@ Recreate the reference venv with:
 Run from the repo root:
     .venv-ref/bin/python tools/make_gguf_fixtures.py            # write fixtures
     .venv-ref/bin/python tools/make_gguf_fixtures.py --check F  # read a GGUF (e.g. ctune-written) with gguf-py
+    .venv-ref/bin/python tools/make_gguf_fixtures.py --compare build/tools/gguf_dump F.gguf [NAME...]
+        # one-off check on a real model: ctune's dequantization of tensors NAME
+        # (default: a few of each type) against gguf-py's, bit for bit
 
 Outputs:
   meta.gguf      every metadata value type (scalars and arrays, strings too),
@@ -176,9 +179,39 @@ def check(path):
         print(f"tensor {t.name} {t.tensor_type.name} {list(t.shape)} sum={float(np.sum(deq, dtype=np.float64)):.6f}")
 
 
+def compare(dump, path, names):
+    """Dequantizes tensors with ctune (gguf_dump --raw) and gguf-py; prints mismatches."""
+    import subprocess
+    import tempfile
+    r = gguf.GGUFReader(path)
+    by_name = {t.name: t for t in r.tensors}
+    if not names:
+        seen = {}
+        for t in r.tensors:
+            seen.setdefault(t.tensor_type, []).append(t.name)
+        names = [n for group in seen.values() for n in group[:3]]
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            t = by_name[name]
+            out = os.path.join(tmp, "t.f32")
+            subprocess.run([dump, "--raw", name, out, path], check=True)
+            ours = np.fromfile(out, dtype="<f4")
+            ref = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32).reshape(-1)
+            same = ours.size == ref.size and np.array_equal(ours.view(np.uint32), ref.view(np.uint32))
+            diff = float(np.max(np.abs(ours - ref))) if ours.size == ref.size else float("inf")
+            failed += not same
+            print(f"{'ok  ' if same else 'DIFF'} {name} {t.tensor_type.name} n={ref.size} max_abs_diff={diff:g}")
+    print(f"{len(names) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         check(sys.argv[2])
+        return
+    if len(sys.argv) >= 4 and sys.argv[1] == "--compare":
+        compare(sys.argv[2], sys.argv[3], sys.argv[4:])
         return
     os.makedirs(OUT, exist_ok=True)
     manifest = {"tensors": write_types(), "quantize": write_quants()}
