@@ -1,0 +1,20 @@
+# ctune info on model folders and bad paths.
+mkdir -p "$TMP/info-model"
+cp tests/fixtures/config/tiny-llama.json "$TMP/info-model/config.json"
+cp tests/fixtures/safetensors/sharded/* "$TMP/info-model/"
+expect_out "info folder: architecture" "architecture     llama" "$CTUNE" info "$TMP/info-model"
+expect_out "info folder: sharded weights counted" "tensors" "$CTUNE" info "$TMP/info-model"
+expect_out "info folder --json" '"model_type":	"llama"' "$CTUNE" info "$TMP/info-model" --json
+expect_fail "info: missing path" "no such file or directory" "$CTUNE" info "$TMP/nope"
+expect_fail "info: no model" "no model given" "$CTUNE" info
+expect_fail "info: unknown option" "unknown option '--bogus'" "$CTUNE" info --bogus "$TMP/info-model"
+mkdir -p "$TMP/info-noconfig"
+expect_fail "info: folder without config.json" "config.json" "$CTUNE" info "$TMP/info-noconfig"
+mkdir -p "$TMP/info-noweights"
+cp tests/fixtures/config/tiny-llama.json "$TMP/info-noweights/config.json"
+expect_fail "info: folder without weights" "model.safetensors" "$CTUNE" info "$TMP/info-noweights"
+mkdir -p "$TMP/info-badtype"
+printf '{"model_type": "bert", "hidden_size": 8}' > "$TMP/info-badtype/config.json"
+expect_fail "info: unsupported model_type lists supported ones" "qwen3_moe" "$CTUNE" info "$TMP/info-badtype"
+printf 'GGUF\003\000\000\000' > "$TMP/trunc.gguf"
+expect_fail "info: truncated gguf" "trunc.gguf" "$CTUNE" info "$TMP/trunc.gguf"
