@@ -29,8 +29,9 @@ static void convert_row(const ct_weight *w, int64_t r, float *dst) {
     }
 }
 
+// Serial on purpose: it runs between sgemm calls, and waking OpenMP threads
+// there fights OpenBLAS's own threads (measured 50x slower on 2 cores).
 void ct_cpu_weight_rows(const ct_weight *w, int64_t r0, int64_t n, float *dst) {
-#pragma omp parallel for schedule(static) if (n * w->cols > 16384)
     for (int64_t i = 0; i < n; i++)
         convert_row(w, r0 + i, dst + i * w->cols);
 }
