@@ -36,6 +36,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all clean test demo deps asan clang check-assets
+.SECONDARY:
 all: $(BUILD)/ctune $(BUILD)/libctune.a $(BUILD)/ctune-tests $(TOOLS)
 
 $(BUILD)/obj/%.o: %.c
