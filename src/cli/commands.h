@@ -6,6 +6,7 @@
 #include "ctune/error.h"
 
 int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 // Prints "error: <msg>" to stderr and returns 1.
 int cli_report(const ct_error *err);
