@@ -192,3 +192,118 @@ TEST(tokenizer_model_dir_configs) {
     CHECK_EQ(ct_tokenizer_get_specials(t)->n_eos, 1);
     ct_tokenizer_free(t);
 }
+
+// A "gpt2" vocab built from the bytelevel fixture's arrays must encode like
+// the tokenizer.json itself (texts with the fixture's extra added tokens aside).
+TEST(tokenizer_from_vocab_gpt2_matches_json) {
+    cJSON *root = NULL, *cases = load_cases();
+    ct_error err;
+    CHECK_OK(ct_json_load_file(ct_test_fixture("tokenizer/bytelevel.json"), &root, &err), &err);
+    const cJSON *vocab = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab");
+    const cJSON *merges = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "merges");
+    size_t n_tok = (size_t)cJSON_GetArraySize(vocab), n_merges = (size_t)cJSON_GetArraySize(merges);
+    const char **tokens = calloc(n_tok, sizeof *tokens);
+    int32_t *types = calloc(n_tok, sizeof *types);
+    char **mstr = calloc(n_merges, sizeof *mstr);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, vocab) {
+        tokens[it->valueint] = it->string;
+        types[it->valueint] = it->valueint < 3 ? 3 : 1;
+    }
+    for (size_t i = 0; i < n_merges; i++) {
+        const cJSON *m = cJSON_GetArrayItem(merges, (int)i);
+        const char *a = cJSON_GetArrayItem(m, 0)->valuestring, *b = cJSON_GetArrayItem(m, 1)->valuestring;
+        mstr[i] = malloc(strlen(a) + strlen(b) + 2);
+        sprintf(mstr[i], "%s %s", a, b);
+    }
+    ct_tokenizer_vocab v = {.model = "gpt2", .pre = "default", .n_tokens = n_tok, .tokens = tokens,
+                            .token_types = types, .n_merges = n_merges, .merges = (const char *const *)mstr,
+                            .bos_id = 1, .eos_id = 2, .unk_id = -1, .pad_id = -1, .add_bos = true};
+    ct_tokenizer *g = NULL, *j = load_fixture("bytelevel");
+    CHECK_OK(ct_tokenizer_from_vocab(&g, &v, &err), &err);
+    int compared = 0, bad = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(cases, "bytelevel")) {
+        const char *text = cJSON_GetObjectItem(it, "text")->valuestring;
+        if (strstr(text, "<|sep|>") || strstr(text, "<mask>"))
+            continue;
+        int32_t *a, *b;
+        size_t na, nb;
+        CHECK_OK(ct_tokenizer_encode(g, text, strlen(text), false, &a, &na, &err), &err);
+        CHECK_OK(ct_tokenizer_encode(j, text, strlen(text), false, &b, &nb, &err), &err);
+        bad += na != nb || memcmp(a, b, na * sizeof *a) != 0;
+        compared++;
+        free(a);
+        free(b);
+    }
+    CHECK(compared > 25);
+    CHECK_EQ(bad, 0);
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(ct_tokenizer_encode(g, "hi", 2, true, &ids, &n, &err), &err);
+    CHECK_EQ(ids[0], 1); // add_bos
+    free(ids);
+    CHECK_EQ(ct_tokenizer_get_specials(g)->eos_id, 2);
+    CHECK_STREQ(ct_tokenizer_get_specials(g)->bos_token, "<s>");
+    v.pre = "no-such-pre";
+    ct_tokenizer *bad_t;
+    CHECK_FAILS(ct_tokenizer_from_vocab(&bad_t, &v, &err), &err, "no-such-pre");
+    ct_tokenizer_free(g);
+    ct_tokenizer_free(j);
+    for (size_t i = 0; i < n_merges; i++)
+        free(mstr[i]);
+    free(mstr);
+    free(tokens);
+    free(types);
+    cJSON_Delete(root);
+    cJSON_Delete(cases);
+}
+
+// "llama" vocab: merges ranked by the merged token's score, byte fallback.
+TEST(tokenizer_from_vocab_llama_scores) {
+    enum { NB = 256, N = 3 + NB + 6 };
+    const char *tokens[N];
+    float scores[N];
+    int32_t types[N];
+    char bytes[NB][7];
+    const char *base[] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        tokens[i] = base[i];
+        types[i] = i ? 3 : 2;
+        scores[i] = 0;
+    }
+    for (int b = 0; b < NB; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        tokens[3 + b] = bytes[b];
+        types[3 + b] = 6;
+        scores[3 + b] = 0;
+    }
+    const char *words[] = {"\xE2\x96\x81", "a", "b", "ab", "\xE2\x96\x81" "a", "ba"};
+    const float wscores[] = {-1, -2, -3, -10, -5, -4};
+    for (int i = 0; i < 6; i++) {
+        tokens[3 + NB + i] = words[i];
+        scores[3 + NB + i] = wscores[i];
+        types[3 + NB + i] = 1;
+    }
+    ct_tokenizer_vocab v = {.model = "llama", .n_tokens = N, .tokens = tokens, .scores = scores, .token_types = types,
+                            .bos_id = 1, .eos_id = 2, .unk_id = 0, .pad_id = -1, .add_bos = true,
+                            .add_space_prefix = true, .chat_template = "{{ x }}"};
+    ct_tokenizer *t;
+    ct_error err;
+    CHECK_OK(ct_tokenizer_from_vocab(&t, &v, &err), &err);
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(ct_tokenizer_encode(t, "aba \xC3\xA9", 6, true, &ids, &n, &err), &err);
+    // <s> "▁a" "ba" "▁" <0xC3> <0xA9>: "ba" (-4) merges before "▁a" (-5) and "ab" (-10)
+    CHECK_EQ(n, 6);
+    CHECK_EQ(ids[0], 1);
+    CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[1]), "\xE2\x96\x81" "a");
+    CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[2]), "ba");
+    CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[4]), "<0xC3>");
+    char *dec;
+    CHECK_OK(ct_tokenizer_decode(t, ids, n, true, &dec, &err), &err);
+    CHECK_STREQ(dec, "aba \xC3\xA9");
+    free(dec);
+    free(ids);
+    CHECK_STREQ(ct_tokenizer_chat_template(t, NULL), "{{ x }}");
+    ct_tokenizer_free(t);
+}
