@@ -277,7 +277,7 @@ TEST(tokenizer_from_vocab_llama_scores) {
         types[3 + b] = 6;
         scores[3 + b] = 0;
     }
-    const char *words[] = {"\xE2\x96\x81", "a", "b", "ab", "\xE2\x96\x81" "a", "ba"};
+    const char *words[] = {"\xE2\x96\x81", "a", "b", "ab", "\xE2\x96\x81\x61", "ba"};
     const float wscores[] = {-1, -2, -3, -10, -5, -4};
     for (int i = 0; i < 6; i++) {
         tokens[3 + NB + i] = words[i];
@@ -296,7 +296,7 @@ TEST(tokenizer_from_vocab_llama_scores) {
     // <s> "▁a" "ba" "▁" <0xC3> <0xA9>: "ba" (-4) merges before "▁a" (-5) and "ab" (-10)
     CHECK_EQ(n, 6);
     CHECK_EQ(ids[0], 1);
-    CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[1]), "\xE2\x96\x81" "a");
+    CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[1]), "\xE2\x96\x81\x61");
     CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[2]), "ba");
     CHECK_STREQ(ct_tokenizer_id_to_token(t, ids[4]), "<0xC3>");
     char *dec;
