@@ -19,7 +19,8 @@
 
 typedef struct ct_tokenizer ct_tokenizer;
 
-// path_or_dir: a tokenizer.json file, or a model folder holding tokenizer.json
+// path_or_dir: a tokenizer.json file, a .gguf file (its tokenizer.ggml.*
+// metadata, see ct_tokenizer_from_vocab), or a model folder holding tokenizer.json
 // and optionally tokenizer_config.json, generation_config.json and
 // chat_template.jinja (which wins over tokenizer_config's chat_template).
 ct_status ct_tokenizer_load(ct_tokenizer **t, const char *path_or_dir, ct_error *err);

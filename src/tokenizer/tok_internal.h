@@ -181,6 +181,9 @@ ct_status tk_add_merge(ct_tokenizer *t, const char *a, size_t na, const char *b,
                        size_t i, ct_error *err);
 ct_status tk_add_template(ct_tokenizer *t, const char *name, const char *text, ct_error *err);
 
+// The tokenizer of a GGUF file (tokenizer.ggml.* metadata).
+ct_status tk_load_gguf(ct_tokenizer **t, const char *path, ct_error *err);
+
 ct_status tk_normalize(const ct_tokenizer *t, const char *s, size_t n, tk_buf *out, ct_error *err);
 // Splits one normalized segment into pieces (in place of *l, using *tmp).
 ct_status tk_pretokenize(const ct_tokenizer *t, pcre2_match_data *md, tk_list *l, tk_list *tmp, ct_error *err);

@@ -619,7 +619,7 @@ ct_status ct_tokenizer_load(ct_tokenizer **t, const char *path_or_dir, ct_error 
         return ct_fail(err, CT_ERR_INVALID, "path too long: %s", path_or_dir);
     size_t n = strlen(path);
     if (n > 5 && !strcmp(path + n - 5, ".gguf"))
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: GGUF tokenizers are not wired into ct_tokenizer_load yet", path);
+        return tk_load_gguf(t, path, err);
     char *text;
     size_t len;
     CT_TRY(ct_read_file(path, &text, &len, err));

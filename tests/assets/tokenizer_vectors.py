@@ -2,7 +2,8 @@
 
 usage: tokenizer_vectors.py CTUNE ASSETS
 - llama.cpp: ggml-vocab-{gpt-2,llama-spm,phi-3}.gguf.inp/.out (no BOS), encoded
-  with the tokenizer.json of assets/tokenizers/{gpt2,llama2,phi-3-mini};
+  with the tokenizer.json of assets/tokenizers/{gpt2,llama2,phi-3-mini} and with
+  the vocab GGUF file itself (tokenizer.ggml.*);
 - swift-transformers: TinyLlama ids (with BOS) and decodes for 83 multilingual
   inputs, and llama_encoded.json, with assets/tokenizers/llama2.
 Prints one line per failure; the last line is "N passed, N failed".
@@ -49,9 +50,10 @@ def llama_cpp():
         base = f"{ASSETS}/vectors/llama.cpp/ggml-vocab-{vocab}.gguf"
         texts = open(base + ".inp", encoding="utf-8").read().split("\n__ggml_vocab_test__\n")
         outs = open(base + ".out", encoding="utf-8").read().split("\n")
-        tok = f"{ASSETS}/tokenizers/{tokdir}/tokenizer.json"
-        for i, (text, out) in enumerate(zip(texts, outs)):
-            check(f"{vocab} #{i} {text[:30]!r}", encode(tok, text, False), [int(x) for x in out.split()])
+        for tok in (f"{ASSETS}/tokenizers/{tokdir}/tokenizer.json", base):  # tokenizer.json, then the GGUF itself
+            for i, (text, out) in enumerate(zip(texts, outs)):
+                check(f"{os.path.basename(tok)} {vocab} #{i} {text[:30]!r}", encode(tok, text, False),
+                      [int(x) for x in out.split()])
 
 
 def swift():
