@@ -509,6 +509,12 @@ static ct_status convert_node(ydoc *d, yaml_document_t *doc, yaml_node_t *node, 
     return CT_OK;
 }
 
+static void ydoc_free(ydoc *d) {
+    cJSON_Delete(d->root);
+    free(d->marks);
+    memset(d, 0, sizeof *d);
+}
+
 static ct_status ydoc_load(ydoc *d, const char *path, ct_error *err) {
     memset(d, 0, sizeof *d);
     d->path = path;
@@ -534,14 +540,11 @@ static ct_status ydoc_load(ydoc *d, const char *path, ct_error *err) {
     }
     yaml_parser_delete(&parser);
     free(text);
+    if (st != CT_OK)
+        ydoc_free(d);
     return st;
 }
 
-static void ydoc_free(ydoc *d) {
-    cJSON_Delete(d->root);
-    free(d->marks);
-    memset(d, 0, sizeof *d);
-}
 
 // ---------------------------------------------------------------------------
 // Applying YAML values.
