@@ -541,22 +541,37 @@ static ct_status parquet_only_error(const char *id, const ct_hub_snapshot *snap,
     return ct_fail(err, CT_ERR_FORMAT, "Hugging Face dataset '%s' (%s) has no data files", id, snap->dir);
 }
 
+// True if rel lies under a folder named subset (a dataset configuration
+// such as "en" in en/train.jsonl); NULL matches everything.
+static bool in_subset(const char *rel, const char *subset) {
+    if (!subset)
+        return true;
+    size_t n = strlen(subset);
+    for (const char *p = rel; (p = strstr(p, subset)); p++)
+        if ((p == rel || p[-1] == '/') && p[n] == '/')
+            return true;
+    return false;
+}
+
 // Loads the files of split `name` (canonical or custom) from a snapshot.
-static ct_status load_hub_split(const ct_hub_snapshot *snap, const char *id, const char *name,
+static ct_status load_hub_split(const ct_hub_snapshot *snap, const char *id, const char *subset, const char *name,
                                 const ct_feature_names *keys, bool mask_prompt, ct_dataset *out, ct_error *err) {
     static const char *const EXTS[] = {".jsonl", ".json", NULL};
     int want = keyword_split(name);
     bool any_data = false, any_split = false;
     for (size_t i = 0; i < snap->n_files; i++) {
-        if (!is_data_file(snap->files[i], EXTS))
+        if (!is_data_file(snap->files[i], EXTS) || !in_subset(snap->files[i], subset))
             continue;
         any_data = true;
         any_split |= file_split(snap->files[i], NULL) != SPLIT_NONE;
     }
+    if (!any_data && subset)
+        return ct_fail(err, CT_ERR_FORMAT, "Hugging Face dataset '%s' has no .jsonl/.json files under a '%s/' folder "
+                       "(hf_dataset config name)", id, subset);
     if (!any_data)
         return parquet_only_error(id, snap, err);
     for (size_t i = 0; i < snap->n_files; i++) {
-        if (!is_data_file(snap->files[i], EXTS))
+        if (!is_data_file(snap->files[i], EXTS) || !in_subset(snap->files[i], subset))
             continue;
         int s = file_split(snap->files[i], want == SPLIT_NONE ? name : NULL);
         bool match = want == SPLIT_NONE ? s == 99 : (any_split ? s == want : want == SPLIT_TRAIN);
@@ -571,12 +586,13 @@ static ct_status load_hub_split(const ct_hub_snapshot *snap, const char *id, con
     return CT_OK;
 }
 
-static ct_status load_hub_slice(const ct_hub_snapshot *snap, const char *id, const char *split_text,
-                                const ct_feature_names *keys, bool mask_prompt, ct_dataset *out, ct_error *err) {
+static ct_status load_hub_slice(const ct_hub_snapshot *snap, const char *id, const char *subset,
+                                const char *split_text, const ct_feature_names *keys, bool mask_prompt,
+                                ct_dataset *out, ct_error *err) {
     ct_split_spec spec;
     CT_TRY(ct_split_spec_parse(split_text, &spec, err));
     ct_dataset part = {0};
-    ct_status st = load_hub_split(snap, id, spec.name, keys, mask_prompt, &part, err);
+    ct_status st = load_hub_split(snap, id, subset, spec.name, keys, mask_prompt, &part, err);
     if (st == CT_OK) {
         size_t b, e;
         ct_split_spec_range(&spec, part.n, &b, &e);
@@ -622,15 +638,24 @@ static ct_status load_hf_entries(const ct_lora_args *a, const ct_hub_options *hu
     for (size_t i = 0; i < a->n_hf_dataset; i++) {
         const ct_hf_dataset_entry *e = &a->hf_dataset[i];
         ct_feature_names keys = entry_keys(a, e);
+        // config holds datasets.load_dataset keyword arguments; "name" (the
+        // configuration, a folder in the repository) is the one ctune uses.
+        const char *subset = NULL;
+        for (const cJSON *c = e->config ? e->config->child : NULL; c; c = c->next) {
+            if (!strcmp(c->string, "name") && cJSON_IsString(c))
+                subset = c->valuestring;
+            else
+                ct_log_warn("hf_dataset '%s': config key '%s' is ignored by ctune", e->path, c->string);
+        }
         ct_hub_snapshot snap;
         CT_TRY(open_dataset_repo(e->path, hub, &snap, err));
         ct_status st = CT_OK;
         if (a->train && e->train_split)
-            st = load_hub_slice(&snap, e->path, e->train_split, &keys, a->mask_prompt, train, err);
+            st = load_hub_slice(&snap, e->path, subset, e->train_split, &keys, a->mask_prompt, train, err);
         if (st == CT_OK && a->train && e->valid_split)
-            st = load_hub_slice(&snap, e->path, e->valid_split, &keys, a->mask_prompt, valid, err);
+            st = load_hub_slice(&snap, e->path, subset, e->valid_split, &keys, a->mask_prompt, valid, err);
         if (st == CT_OK && a->test && e->test_split)
-            st = load_hub_slice(&snap, e->path, e->test_split, &keys, a->mask_prompt, test, err);
+            st = load_hub_slice(&snap, e->path, subset, e->test_split, &keys, a->mask_prompt, test, err);
         ct_hub_snapshot_free(&snap);
         CT_TRY(st);
     }
@@ -644,11 +669,11 @@ static ct_status load_hub_dataset(const ct_lora_args *a, const ct_hub_options *h
     CT_TRY(open_dataset_repo(a->data, hub, &snap, err));
     ct_status st = CT_OK;
     if (a->train)
-        st = load_hub_split(&snap, a->data, "train", &keys, a->mask_prompt, train, err);
+        st = load_hub_split(&snap, a->data, NULL, "train", &keys, a->mask_prompt, train, err);
     if (st == CT_OK && a->train) // "valid" and "validation" (mlx-lm knows only "valid") are one split here
-        st = load_hub_split(&snap, a->data, "validation", &keys, a->mask_prompt, valid, err);
+        st = load_hub_split(&snap, a->data, NULL, "validation", &keys, a->mask_prompt, valid, err);
     if (st == CT_OK && a->test)
-        st = load_hub_split(&snap, a->data, "test", &keys, a->mask_prompt, test, err);
+        st = load_hub_split(&snap, a->data, NULL, "test", &keys, a->mask_prompt, test, err);
     ct_hub_snapshot_free(&snap);
     return st;
 }

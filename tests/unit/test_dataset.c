@@ -173,6 +173,21 @@ TEST(dataset_hf_entries_from_a_hub_shaped_folder) {
     ct_dataset_free(&valid);
     ct_dataset_free(&test);
     ct_lora_args_free(&a);
+    // config: {name: X} selects the configuration's folder.
+    snprintf(yaml, sizeof yaml, "train: true\nprompt_feature: q\ncompletion_feature: a\nhf_dataset: {path: %s, config: {name: data}, train_split: train}\n",
+             ct_test_fixture("data/hubshaped"));
+    CHECK_OK(parse_args(&a, yaml, &err), &err);
+    CHECK_OK(ct_dataset_load_for_args(&a, NULL, &train, &valid, &test, &err), &err);
+    CHECK_EQ(train.n, 10);
+    ct_dataset_free(&train);
+    ct_dataset_free(&valid);
+    ct_dataset_free(&test);
+    ct_lora_args_free(&a);
+    snprintf(yaml, sizeof yaml, "train: true\nhf_dataset: {path: %s, config: {name: fr}}\n",
+             ct_test_fixture("data/hubshaped"));
+    CHECK_OK(parse_args(&a, yaml, &err), &err);
+    CHECK_FAILS(ct_dataset_load_for_args(&a, NULL, &train, &valid, &test, &err), &err, "under a 'fr/' folder");
+    ct_lora_args_free(&a);
 }
 
 TEST(dataset_split_checks_and_parquet_hint) {
