@@ -6,6 +6,8 @@
 
 #include "commands.h"
 #include "ctune/fs.h"
+#include "ctune/chat.h"
+#include "ctune/json.h"
 #include "ctune/tokenizer.h"
 
 static void usage(FILE *f) {
@@ -130,6 +132,42 @@ static int encode_lines(ct_tokenizer *t, const char *text, size_t len, bool spec
     return 0;
 }
 
+// --chat FILE.json: a list of messages, or {"messages": [...], "tools": [...]}.
+static int encode_chat(ct_tokenizer *t, const opts *o) {
+    ct_error err;
+    cJSON *doc;
+    if (ct_json_load_file(o->chat, &doc, &err) != CT_OK)
+        return cli_report(&err);
+    const cJSON *messages = cJSON_IsArray(doc) ? doc : cJSON_GetObjectItemCaseSensitive(doc, "messages");
+    const cJSON *tools = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "tools") : NULL;
+    ct_chat chat = {0};
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (!cJSON_IsArray(messages)) {
+        ct_fail(&err, CT_ERR_FORMAT, "%s: expected a list of messages or {\"messages\": [...]}", o->chat);
+        rc = cli_report(&err);
+    } else if (ct_chat_open(&chat, t, NULL, &err) != CT_OK ||
+               ct_chat_render(&chat, messages, tools, o->gen_prompt, &text, &err) != CT_OK ||
+               ct_tokenizer_encode(t, text, strlen(text), false, &ids, &n, &err) != CT_OK) {
+        ct_error_context(&err, "%s", o->chat);
+        rc = cli_report(&err);
+    } else if (o->json) {
+        rc = print_json(t, ids, n, text);
+    } else {
+        fputs(text, stdout);
+        if (!*text || text[strlen(text) - 1] != '\n')
+            fputc('\n', stdout);
+        print_ids(ids, n);
+    }
+    free(ids);
+    free(text);
+    ct_chat_close(&chat);
+    cJSON_Delete(doc);
+    return rc;
+}
+
 static int run(ct_tokenizer *t, const opts *o) {
     ct_error err;
     int32_t *ids = NULL;
@@ -137,11 +175,8 @@ static int run(ct_tokenizer *t, const opts *o) {
     char *buf = NULL, *out = NULL;
     size_t len = 0;
     int rc = 0;
-    if (o->chat) {
-        err.status = CT_ERR_UNSUPPORTED;
-        snprintf(err.msg, sizeof err.msg, "chat templates not available in this build");
-        return cli_report(&err);
-    }
+    if (o->chat)
+        return encode_chat(t, o);
     if (o->decode) {
         if ((rc = parse_ids(o->decode, &ids, &n)) != 0)
             return rc;

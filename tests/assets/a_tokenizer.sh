@@ -12,3 +12,10 @@ for tokjson in "$ASSETS"/tokenizers/*/tokenizer.json; do
         .venv/bin/python tests/assets/tokenizer_compare.py "$CTUNE" "$tokjson" \
         "$ASSETS/datasets/tinyshakespeare/input.txt" "$ASSETS/text/wikitext-2-raw-test.txt"
 done
+# SmolLM2-135M-Instruct's tokenizer read from its GGUF (needs the reference venv
+# with transformers + gguf, made by hand: see tools/check_gguf_tokenizer.py).
+if [ -x .venv-ref/bin/python ] && [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+    expect_out "tokenizer vs HF: SmolLM2 GGUF" "0 mismatching lines" \
+        .venv-ref/bin/python tools/check_gguf_tokenizer.py "$CTUNE" models/SmolLM2-135M-Instruct.Q4_1.gguf \
+        "$ASSETS/datasets/tinyshakespeare/input.txt" "$ASSETS/text/wikitext-2-raw-test.txt"
+fi

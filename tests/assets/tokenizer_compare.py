@@ -1,6 +1,8 @@
 """Compares `ctune tokenize` with Hugging Face `tokenizers` line by line.
 
 usage: tokenizer_compare.py CTUNE TOKENIZER_JSON CORPUS [CORPUS...]
+With CTUNE_TOKENIZER set, ctune reads that file instead (e.g. a .gguf whose
+tokenizer transformers converted to TOKENIZER_JSON).
 Encodes every line of the corpora (with special tokens) with both and checks
 decode(ids) too. Prints the mismatch counts; the last line is "N passed, N failed".
 Run with .venv/bin/python (it has `tokenizers`).
@@ -43,7 +45,8 @@ def main():
         f.write("\n".join(lines))
         tmp = f.name
     try:
-        out = subprocess.run([ctune, "tokenize", "--tokenizer", tok_path, "--file", tmp, "--lines"],
+        ours = os.environ.get("CTUNE_TOKENIZER", tok_path)
+        out = subprocess.run([ctune, "tokenize", "--tokenizer", ours, "--file", tmp, "--lines"],
                              check=True, capture_output=True, text=True).stdout.split("\n")
     finally:
         os.unlink(tmp)

@@ -17,7 +17,17 @@ expect_out "tokenize --file --lines" "1 85 48 40 98 94 29 44" "$CTUNE" tokenize 
 printf 'bad \xff byte' > "$TMP/tok_bad.txt"
 expect_fail "tokenize invalid UTF-8" "not valid UTF-8 at byte 4" "$CTUNE" tokenize --model "$TMP/tokmodel" --file "$TMP/tok_bad.txt"
 echo '[{"role": "user", "content": "hi"}]' > "$TMP/tok_chat.json"
-expect_fail "tokenize --chat without jinja" "chat templates not available in this build" "$CTUNE" tokenize --model "$TMP/tokmodel" --chat "$TMP/tok_chat.json"
+expect_fail "tokenize --chat without a template" "has no chat template" "$CTUNE" tokenize --model "$TMP/tokmodel" --chat "$TMP/tok_chat.json"
+mkdir -p "$TMP/tokchat"
+cp $TOKFIX/spm.json "$TMP/tokchat/tokenizer.json"
+cat > "$TMP/tokchat/tokenizer_config.json" <<'JSON'
+{"bos_token": "<s>", "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"}
+JSON
+expect_out "tokenize --chat renders the template" "<s>[user] hi" "$CTUNE" tokenize --model "$TMP/tokchat" --chat "$TMP/tok_chat.json"
+expect_out "tokenize --chat --add-generation-prompt" "[assistant]" "$CTUNE" tokenize --model "$TMP/tokchat" --chat "$TMP/tok_chat.json" --add-generation-prompt
+expect_out "tokenize --chat --json" '"text":"<s>[user] hi\n"' "$CTUNE" tokenize --model "$TMP/tokchat" --chat "$TMP/tok_chat.json" --json
+echo '{"messages": "nope"}' > "$TMP/tok_chat_bad.json"
+expect_fail "tokenize --chat malformed conversation" "expected a list of messages" "$CTUNE" tokenize --model "$TMP/tokchat" --chat "$TMP/tok_chat_bad.json"
 expect_fail "tokenize missing tokenizer" "no-such-model" "$CTUNE" tokenize --model "$TMP/no-such-model" --text x
 expect_fail "tokenize needs one input" "exactly one of --text" "$CTUNE" tokenize --model "$TMP/tokmodel"
 expect_fail "tokenize bad ids" "not a list of ids" "$CTUNE" tokenize --model "$TMP/tokmodel" --decode "1,x"
