@@ -11,7 +11,8 @@
 #include "ctune/tokenizer.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ctune tokenize (--model DIR | --tokenizer FILE) (--text T | --file F | --decode IDS | --chat F)\n"
+    fprintf(f, "usage: ctune tokenize (--model DIR | --tokenizer FILE) (--text T | --file F | --decode IDS | --chat F |\n"
+               "       --print-template)\n"
                "  --model DIR             model folder (tokenizer.json, tokenizer_config.json, ...)\n"
                "  --tokenizer FILE        a tokenizer.json file\n"
                "  --text T                text to encode\n"
@@ -22,12 +23,13 @@ static void usage(FILE *f) {
                "                          decode skipping special tokens\n"
                "  --json                  print {\"ids\": [...], \"tokens\": [...], \"text\": ...}\n"
                "  --chat FILE.json        render a conversation through the chat template and encode it\n"
-               "  --add-generation-prompt with --chat: end with the assistant prompt\n");
+               "  --add-generation-prompt with --chat: end with the assistant prompt\n"
+               "  --print-template        print the chat template as the tokenizer has it\n");
 }
 
 typedef struct opts {
     const char *model, *tokenizer, *text, *file, *decode, *chat;
-    bool json, lines, no_special, gen_prompt;
+    bool json, lines, no_special, gen_prompt, print_template;
 } opts;
 
 static int parse_args(int argc, char **argv, opts *o) {
@@ -52,14 +54,16 @@ static int parse_args(int argc, char **argv, opts *o) {
             o->no_special = true;
         } else if (!strcmp(a, "--add-generation-prompt")) {
             o->gen_prompt = true;
+        } else if (!strcmp(a, "--print-template")) {
+            o->print_template = true;
         } else {
             return cli_usage_error("tokenize", "unknown option '%s'", a);
         }
     }
     if (!o->model == !o->tokenizer)
         return cli_usage_error("tokenize", "give exactly one of --model or --tokenizer");
-    if ((o->text != NULL) + (o->file != NULL) + (o->decode != NULL) + (o->chat != NULL) != 1)
-        return cli_usage_error("tokenize", "give exactly one of --text, --file, --decode or --chat");
+    if ((o->text != NULL) + (o->file != NULL) + (o->decode != NULL) + (o->chat != NULL) + o->print_template != 1)
+        return cli_usage_error("tokenize", "give exactly one of --text, --file, --decode, --chat or --print-template");
     if (o->lines && !o->file)
         return cli_usage_error("tokenize", "--lines needs --file");
     return 0;
@@ -177,6 +181,13 @@ static int run(ct_tokenizer *t, const opts *o) {
     int rc = 0;
     if (o->chat)
         return encode_chat(t, o);
+    if (o->print_template) {
+        const char *tpl = ct_tokenizer_chat_template(t, NULL);
+        if (!tpl)
+            return ct_fail(&err, CT_ERR_INVALID, "the tokenizer has no chat template"), cli_report(&err);
+        fputs(tpl, stdout);
+        return 0;
+    }
     if (o->decode) {
         if ((rc = parse_ids(o->decode, &ids, &n)) != 0)
             return rc;

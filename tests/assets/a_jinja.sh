@@ -2,6 +2,12 @@
 # byte-identically to Python Jinja2 (as transformers configures it) on 20
 # conversations. Uses $ASSETS, $TMP and lib.sh's PASS/FAIL counters.
 jinja_out="$TMP/jinja_compare.txt"
+EXTRA_TEMPLATES=""
+if [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ] &&
+    "$CTUNE" tokenize --model models/SmolLM2-135M-Instruct.Q4_1.gguf --print-template >"$TMP/smollm2-gguf.jinja"; then
+    EXTRA_TEMPLATES="$TMP/smollm2-gguf.jinja"
+fi
+export EXTRA_TEMPLATES
 if .venv/bin/python tests/assets/jinja_compare.py "$ASSETS" >"$jinja_out" 2>&1; then
     PASS=$((PASS + 1))
     echo "ok   jinja: $(tail -1 "$jinja_out") asset templates identical to Python Jinja2"

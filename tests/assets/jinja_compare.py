@@ -4,6 +4,7 @@
 on 20 conversations with Python Jinja2 configured as transformers does and with
 build/tools/jinja_render, and compares the outputs byte for byte (errors must
 match too). Usage: .venv/bin/python tests/assets/jinja_compare.py [ASSETS_DIR]
+EXTRA_TEMPLATES=a.jinja:b.jinja adds template files (e.g. one printed from a GGUF).
 Prints "N passed, N failed"; exits non-zero on any failure.
 """
 import glob
@@ -19,6 +20,10 @@ from jinja_reference import conversations, render  # noqa: E402
 
 
 def templates(assets):
+    for path in os.environ.get("EXTRA_TEMPLATES", "").split(":"):
+        if path:
+            with open(path, encoding="utf-8", newline="") as f:
+                yield os.path.basename(path), f.read()
     for path in sorted(glob.glob(os.path.join(assets, "chat-templates", "*.jinja"))):
         with open(path, encoding="utf-8", newline="") as f:
             yield os.path.basename(path), f.read()

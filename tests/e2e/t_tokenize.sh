@@ -32,3 +32,4 @@ expect_fail "tokenize missing tokenizer" "no-such-model" "$CTUNE" tokenize --mod
 expect_fail "tokenize needs one input" "exactly one of --text" "$CTUNE" tokenize --model "$TMP/tokmodel"
 expect_fail "tokenize bad ids" "not a list of ids" "$CTUNE" tokenize --model "$TMP/tokmodel" --decode "1,x"
 expect_out "tokenize help" "usage: ctune tokenize" "$CTUNE" tokenize --help
+expect_out "tokenize --print-template" "[assistant]" "$CTUNE" tokenize --model "$TMP/tokchat" --print-template
