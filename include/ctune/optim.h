@@ -56,7 +56,7 @@ ct_status ct_optim_config_apply_json(ct_optim_config *c, const cJSON *obj, ct_er
 // (rows, cols) for 2-D parameters (cols = n for 1-D, rows = 1 with ndim = 1).
 typedef struct ct_optim_param {
     float *w;
-    const float *g;
+    float *g; // gradient (the trainer zeroes and scales it; the optimizer only reads it)
     int ndim;
     int64_t rows, cols;
 } ct_optim_param;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctune/fs.h"
+#include "ctune/log.h"
 
 typedef struct test_case {
     const char *name, *file;
@@ -75,6 +76,7 @@ static int cmp_case(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    ct_log_set_level(CT_LOG_WARN); // info lines (progress, "Saved ...") would drown the results
     qsort(g_tests, (size_t)g_ntests, sizeof g_tests[0], cmp_case);
     int passed = 0, failed = 0;
     for (int i = 0; i < g_ntests; i++) {
