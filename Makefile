@@ -35,7 +35,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all clean test demo deps asan clang check-assets
+.PHONY: all clean test demo deps asan clang check-assets fuzz
 .SECONDARY:
 all: $(BUILD)/ctune $(BUILD)/libctune.a $(BUILD)/ctune-tests $(TOOLS)
 
@@ -84,6 +84,10 @@ demo: deps
 	@scripts/demo.sh
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-clang build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/obj/%.d)
+
+# libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60).
+fuzz:
+	@scripts/fuzz.sh

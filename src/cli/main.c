@@ -15,6 +15,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model folder: architecture, sizes, dtypes, quantization, tokenizer"},
+    {"tokenize", cmd_tokenize, "encode text or decode ids with a model's tokenizer (--json, --chat)"},
 };
 
 int cli_report(const ct_error *err) {
