@@ -279,3 +279,39 @@ TEST(model_load_not_a_model) {
     CHECK(st != CT_OK);
     CHECK_CONTAINS(err.msg, "not a model folder or a .gguf file");
 }
+
+// The same model saved as shards (model-0000i-of-0000N + index) gives the same logits.
+TEST(model_load_sharded_folder) {
+    ct_error err = {0};
+    char src[512], dir[512], path[700];
+    snprintf(src, sizeof src, "%s/llama_default", ct_test_fixture("models"));
+    snprintf(dir, sizeof dir, "%s/sharded", ct_test_tmpdir());
+    ct_safetensors in;
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    CHECK_OK(ct_safetensors_open(&in, path, &err), &err);
+    ct_status st = ct_safetensors_write_sharded(dir, in.tensors, in.n_tensors, 20000, NULL, 0, &err);
+    ct_safetensors_close(&in);
+    CHECK_MSG(st == CT_OK, "%s", err.msg);
+    char *cfg;
+    size_t len;
+    snprintf(path, sizeof path, "%s/config.json", src);
+    CHECK_OK(ct_read_file(path, &cfg, &len, &err), &err);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = ct_write_file_atomic(path, cfg, len, &err);
+    free(cfg);
+    CHECK_MSG(st == CT_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    CHECK(ct_path_exists(path));
+    fixture f;
+    st = fixture_open(&f, "llama_default", &err);
+    if (st == CT_OK) {
+        ct_model_free(&f.m);
+        st = ct_model_load(&f.m, dir, f.be, &err);
+        if (st != CT_OK)
+            memset(&f.m, 0, sizeof f.m);
+    }
+    double e = st == CT_OK ? full_forward_err(&f, &err, &st) : 1e9;
+    fixture_close(&f);
+    CHECK_MSG(st == CT_OK, "%s", err.msg);
+    CHECK_MSG(e < 1e-4, "sharded: relative error %.3g", e);
+}
