@@ -15,6 +15,8 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model folder: architecture, sizes, dtypes, quantization, tokenizer"},
+    {"generate", cmd_generate, "generate text with a model (chat template, sampling, tokens/s)"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text file"},
     {"tokenize", cmd_tokenize, "encode text or decode ids with a model's tokenizer (--json, --chat)"},
 };
 

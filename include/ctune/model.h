@@ -1,0 +1,116 @@
+// model.h: a decoder LLM on a ct_backend: loading its weights (Hugging Face
+// folder, MLX-quantized folder, or GGUF file), the forward pass with a KV
+// cache, and the negative log-likelihood of a sequence (perplexity).
+//
+// Architectures: llama (Mistral, SmolLM, TinyLlama), mistral, qwen2, qwen3,
+// phi3, gemma2, gemma3 (dense; MoE is not supported). Weights keep their
+// stored format (f32/f16/bf16 dense or MLX affine-quantized) on the device;
+// activations are fp32. The forward is written only against the backend's
+// ops (device pointers), llm.c style: one function per layer over an
+// activations struct (src/model/model_forward.c).
+//
+// Shapes: B batch, T positions, C hidden, H query heads, KVH kv heads, D head
+// size, I MLP width, V vocabulary.
+#ifndef CTUNE_MODEL_H
+#define CTUNE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctune/backend.h"
+#include "ctune/config.h"
+#include "ctune/error.h"
+
+// The linears of a layer, named as in Hugging Face llama (phi3's fused
+// qkv_proj and gate_up_proj are split into these at load).
+typedef enum ct_linear_id {
+    CT_LIN_Q = 0,
+    CT_LIN_K,
+    CT_LIN_V,
+    CT_LIN_O,
+    CT_LIN_GATE,
+    CT_LIN_UP,
+    CT_LIN_DOWN,
+    CT_LIN_COUNT
+} ct_linear_id;
+// "q_proj", "k_proj", ..., "down_proj"
+const char *ct_linear_name(ct_linear_id id);
+
+// A linear layer: weight W (out, in) in any ct_weight format and an optional
+// bias (out) in f32. Device pointers.
+typedef struct ct_linear {
+    ct_weight w;
+    float *bias; // NULL when the layer has none
+} ct_linear;
+
+// One decoder layer's parameters (device pointers; f32 norm weights).
+typedef struct ct_layer_params {
+    float *attn_norm;       // (C) input_layernorm
+    float *ffn_norm;        // (C) post_attention_layernorm (gemma: pre_feedforward_layernorm)
+    float *post_attn_norm;  // (C) gemma2/3 post_attention_layernorm, else NULL
+    float *post_ffn_norm;   // (C) gemma2/3 post_feedforward_layernorm, else NULL
+    float *q_norm, *k_norm; // (D) qwen3 / gemma3 per-head norms, else NULL
+    ct_linear lin[CT_LIN_COUNT];
+} ct_layer_params;
+
+// Called after every linear of a decoder layer with its input and output
+// (device pointers): inp (N, in), out (N, out). An adapter (LoRA) adds its
+// term to out here. NULL = no adapter.
+typedef void (*ct_linear_hook)(void *ctx, int layer, ct_linear_id id, float *out, const float *inp, int64_t N);
+
+typedef struct ct_model_source ct_model_source; // open weight files (private)
+typedef struct ct_activations ct_activations;   // forward scratch (private)
+
+typedef struct ct_model {
+    ct_model_config cfg;
+    ct_backend *be;          // borrowed
+    int C, H, KVH, D, I, V, L, rot_dims;
+    float attn_scale;        // scores scale: head_dim^-0.5 (gemma: query_pre_attn_scalar^-0.5)
+    float norm_offset;       // 1 for gemma's (1 + w) norms, else 0
+    float embed_scale;       // sqrt(C) for gemma, else 1
+    ct_glu_act act;
+
+    ct_weight embed;         // (V, C)
+    ct_linear lm_head;       // (V, C); the embedding itself when tied
+    float *final_norm;       // (C)
+    ct_layer_params *layers; // [L]
+
+    ct_linear_hook linear_hook; // adapters: see ct_linear_hook
+    void *linear_hook_ctx;
+
+    // private
+    ct_model_source *src;
+    ct_activations *acts;
+    void **owned;            // device buffers to free
+    int n_owned, cap_owned;
+} ct_model;
+
+// Loads a model folder (config.json + model.safetensors or shards; dense or
+// MLX-quantized) or a .gguf file onto be. Errors name the tensor (missing,
+// wrong shape "expected (r, c), found (...)", unsupported dtype or type).
+ct_status ct_model_load(ct_model *m, const char *path, ct_backend *be, ct_error *err);
+void ct_model_free(ct_model *m);
+
+// A KV cache: per layer, keys and values (B, max_T, KVH, D) on the device.
+typedef struct ct_kv_cache {
+    int B, max_T, L, KVH, D;
+    int pos;          // positions filled so far (the next forward starts here)
+    float **k, **v;   // [L] device buffers
+} ct_kv_cache;
+
+ct_status ct_kv_cache_init(ct_kv_cache *c, const ct_model *m, int B, int max_T, ct_error *err);
+void ct_kv_cache_reset(ct_kv_cache *c); // back to pos 0 (contents are overwritten)
+void ct_kv_cache_free(ct_kv_cache *c, const ct_model *m);
+
+// Runs ids (B, T) (host array) at positions [kv->pos, kv->pos + T) and
+// advances kv->pos. *logits (device, valid until the next forward) receives
+// (B, T, V), or (B, 1, V) of the last position when last_only.
+ct_status ct_model_forward(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int B, int T, bool last_only,
+                           const float **logits, ct_error *err);
+
+// Sum over t in [1, T) of -log p(ids[t] | ids[<t]) for one sequence ids (T),
+// in one forward from position 0 (kv is reset). *n_predicted = T - 1.
+ct_status ct_model_sequence_nll(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int T, double *nll_sum,
+                                int64_t *n_predicted, ct_error *err);
+
+#endif
