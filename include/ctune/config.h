@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ctune/error.h"
+#include "ctune/rope.h" // ct_rope_type
 #include "ctune/strmap.h"
 
 // Architectures (config.json "model_type"). gemma3 (the multimodal wrapper)
@@ -42,14 +43,6 @@ typedef enum ct_activation {
 } ct_activation;
 const char *ct_activation_name(ct_activation a);
 
-typedef enum ct_rope_type {
-    CT_ROPE_DEFAULT = 0,
-    CT_ROPE_LINEAR,   // positions divided by factor
-    CT_ROPE_DYNAMIC,  // NTK-aware base growth past max_position_embeddings
-    CT_ROPE_LLAMA3,   // per-frequency rescaling (Llama 3.1+)
-    CT_ROPE_YARN,
-    CT_ROPE_LONGROPE, // also "su" (Phi-3 128k, Phi-3.5)
-} ct_rope_type;
 const char *ct_rope_type_name(ct_rope_type t);
 
 // RoPE, resolved. Fields a variant does not use are 0 (factor is 1 for default).

@@ -30,8 +30,8 @@ typedef struct ct_rope_params {
     double mscale, mscale_all_dim; // yarn (0 = unset)
     double attention_factor;       // yarn, longrope: explicit cos/sin scaling (0 = derived)
     int yarn_no_truncate;          // yarn: 1 = do not floor/ceil the correction range ("truncate": false)
-    const float *long_factor;      // longrope: rot_dims/2 values each
-    const float *short_factor;
+    const double *long_factor;     // longrope: rot_dims/2 values each
+    const double *short_factor;
 } ct_rope_params;
 
 // "default", "linear", "dynamic", "llama3", "yarn", "longrope" (also "su"). False if unknown.

@@ -136,35 +136,31 @@ void ct_kv_cache_free(ct_kv_cache *c, const ct_model *m) {
 
 // ---- RoPE of this forward
 
-static model_rope_fields rope_fields(const ct_model *m, bool local) {
+static ct_rope_params rope_params(const ct_model *m, bool local) {
     const ct_model_config *c = &m->cfg;
-    model_rope_fields f = {
-        .type = (int)c->rope.type,
+    if (local) // gemma3 sliding layers: unscaled default RoPE with their own base
+        return (ct_rope_params){.type = CT_ROPE_DEFAULT, .theta = c->rope_local_base_freq, .head_dim = m->D,
+                                .partial_rotary_factor = c->partial_rotary_factor,
+                                .max_position_embeddings = (int)c->max_position_embeddings, .factor = 1};
+    return (ct_rope_params){
+        .type = c->rope.type,
         .theta = c->rope.theta,
+        .head_dim = m->D,
         .partial_rotary_factor = c->partial_rotary_factor,
+        .max_position_embeddings = (int)c->max_position_embeddings,
         .factor = c->rope.factor,
         .low_freq_factor = c->rope.low_freq_factor,
         .high_freq_factor = c->rope.high_freq_factor,
-        .head_dim = m->D,
-        .max_position_embeddings = (int)c->max_position_embeddings,
         .original_max_position_embeddings = (int)c->rope.original_max_position_embeddings,
         .beta_fast = c->rope.beta_fast,
         .beta_slow = c->rope.beta_slow,
         .mscale = c->rope.mscale,
         .mscale_all_dim = c->rope.mscale_all_dim,
         .attention_factor = c->rope.attention_factor,
-        .truncate = c->rope.truncate,
+        .yarn_no_truncate = !c->rope.truncate,
         .long_factor = c->rope.long_factor,
         .short_factor = c->rope.short_factor,
-        .n_factors = c->rope.n_factors,
     };
-    if (local) { // gemma3 sliding layers: unscaled default RoPE with their own base
-        model_rope_fields d = {.type = 0, .theta = c->rope_local_base_freq, .head_dim = m->D,
-                               .partial_rotary_factor = c->partial_rotary_factor,
-                               .max_position_embeddings = (int)c->max_position_embeddings, .factor = 1, .truncate = 1};
-        return d;
-    }
-    return f;
 }
 
 // Uploads inv_freq for a forward reaching seq_len positions; *scaling is the global cos/sin factor.
@@ -173,12 +169,12 @@ static ct_status rope_setup(ct_model *m, int seq_len, float *scaling, ct_error *
     float host[512], local_scaling;
     if (half > 512)
         return ct_fail(err, CT_ERR_UNSUPPORTED, "rope: %d rotated dims (at most 1024)", m->rot_dims);
-    model_rope_fields f = rope_fields(m, false);
-    CT_TRY(model_rope_compute(&f, seq_len, host, scaling, err));
+    ct_rope_params p = rope_params(m, false);
+    CT_TRY(ct_rope_init(&p, seq_len, host, scaling, err));
     m->be->upload(m->be, m->acts->inv_freq, host, sizeof(float) * (size_t)half);
     if (m->cfg.arch == CT_ARCH_GEMMA3) {
-        f = rope_fields(m, true);
-        CT_TRY(model_rope_compute(&f, seq_len, host, &local_scaling, err));
+        p = rope_params(m, true);
+        CT_TRY(ct_rope_init(&p, seq_len, host, &local_scaling, err));
         m->be->upload(m->be, m->acts->inv_freq_local, host, sizeof(float) * (size_t)half);
     }
     return CT_OK;

@@ -5,7 +5,7 @@
 #include "ctune/gguf.h"
 #include "ctune/model.h"
 #include "ctune/safetensors.h"
-#include "model_rope.h"
+#include "ctune/rope.h"
 
 struct ct_model_source {
     bool is_gguf;

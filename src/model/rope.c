@@ -112,7 +112,7 @@ ct_status ct_rope_init(const ct_rope_params *p, int seq_len, float *inv_freq, fl
     case CT_ROPE_LLAMA3: llama3(p, dim, f); break;
     case CT_ROPE_YARN: yarn(p, dim, factor, f, &scaling); break;
     case CT_ROPE_LONGROPE: {
-        const float *ext = seq_len > p->original_max_position_embeddings ? p->long_factor : p->short_factor;
+        const double *ext = seq_len > p->original_max_position_embeddings ? p->long_factor : p->short_factor;
         for (int i = 0; i < dim / 2; i++)
             f[i] /= ext[i];
         if (p->attention_factor > 0)

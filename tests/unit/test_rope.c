@@ -46,8 +46,11 @@ TEST(rope_all_variants_match_transformers) {
     ct_error err;
     CHECK(fx_open(&f, "rope.safetensors"));
     CHECK_OK(ct_backend_cpu_create(&be, &err), &err);
-    const float *lf = fx_get(&f, "long_factor", "F32", D / 2), *sf = fx_get(&f, "short_factor", "F32", D / 2);
-    CHECK(lf && sf);
+    const float *lf32 = fx_get(&f, "long_factor", "F32", D / 2), *sf32 = fx_get(&f, "short_factor", "F32", D / 2);
+    CHECK(lf32 && sf32);
+    double lf[D / 2], sf[D / 2];
+    for (int i = 0; i < D / 2; i++)
+        lf[i] = lf32[i], sf[i] = sf32[i];
     ct_rope_params base = {.theta = 10000, .head_dim = D, .max_position_embeddings = 256};
     rope_case cases[9];
     for (int i = 0; i < 9; i++)
