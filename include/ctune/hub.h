@@ -54,6 +54,11 @@ void ct_hub_snapshot_free(ct_hub_snapshot *s);
 ct_status ct_hub_list_dir(const char *dir, char ***files, size_t *n, ct_error *err);
 void ct_hub_free_list(char **files, size_t n);
 
+// --model as users give it: a local folder or .gguf file as is; otherwise a
+// Hugging Face id resolved in the cache (downloading when online). Writes the
+// local path into out (n bytes). Errors say which of the two was tried.
+ct_status ct_hub_model_path(const char *model, char *out, size_t n, ct_error *err);
+
 // The files mlx-lm downloads for a model (mlx_lm.utils.get_model_path).
 extern const char *const CT_HUB_MODEL_PATTERNS[];
 // The files ctune reads from a dataset repository (JSON Lines and JSON).

@@ -11,6 +11,7 @@
 #include "ctune/ggml_quants.h"
 #include "ctune/gguf.h"
 #include "ctune/gguf_config.h"
+#include "ctune/hub.h"
 #include "ctune/json.h"
 #include "ctune/safetensors.h"
 
@@ -295,14 +296,19 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path)
         return cli_usage_error("info", "no model given");
+    char resolved[4096];
+    ct_error err;
+    if (!ct_path_exists(path) && !ends_with(path, ".safetensors") && !ends_with(path, ".gguf")) { // a hub id
+        if (ct_hub_model_path(path, resolved, sizeof resolved, &err) != CT_OK)
+            return cli_report(&err);
+        path = resolved;
+    }
     if (ends_with(path, ".safetensors"))
         return info_tensors_file(path, json);
     if (ends_with(path, ".gguf"))
         return info_gguf(path, json);
     if (!ct_is_dir(path)) {
-        ct_error err;
-        ct_fail(&err, CT_ERR_IO, "%s: %s", path,
-                ct_path_exists(path) ? "not a model folder, .gguf or .safetensors file" : "no such file or directory");
+        ct_fail(&err, CT_ERR_IO, "%s: not a model folder, .gguf or .safetensors file", path);
         return cli_report(&err);
     }
     return info_folder(path, json);

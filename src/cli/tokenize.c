@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "ctune/fs.h"
 #include "ctune/chat.h"
+#include "ctune/hub.h"
 #include "ctune/json.h"
 #include "ctune/tokenizer.h"
 
@@ -231,7 +232,10 @@ int cmd_tokenize(int argc, char **argv) {
         return rc;
     ct_tokenizer *t;
     ct_error err;
-    if (ct_tokenizer_load(&t, o.model ? o.model : o.tokenizer, &err) != CT_OK)
+    char path[4096];
+    if (o.model && ct_hub_model_path(o.model, path, sizeof path, &err) != CT_OK)
+        return cli_report(&err);
+    if (ct_tokenizer_load(&t, o.model ? path : o.tokenizer, &err) != CT_OK)
         return cli_report(&err);
     rc = run(t, &o);
     ct_tokenizer_free(t);

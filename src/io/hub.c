@@ -567,3 +567,24 @@ ct_status ct_hub_resolve(const ct_hub_options *o, ct_hub_kind kind, const char *
         return resolve_offline(&r, rev, out, err);
     return resolve_online(&r, rev, patterns, out, err);
 }
+
+ct_status ct_hub_model_path(const char *model, char *out, size_t n, ct_error *err) {
+    if (ct_path_exists(model) || !ct_hub_is_repo_id(model) || model[0] == '.' || strchr(model, '/') == NULL) {
+        if (!ct_path_exists(model))
+            return ct_fail(err, CT_ERR_IO, "%s: no such file or directory (nor a Hugging Face id like org/name)",
+                           model);
+        if (strlen(model) >= n)
+            return ct_fail(err, CT_ERR_INVALID, "%s: path too long", model);
+        strcpy(out, model);
+        return CT_OK;
+    }
+    ct_hub_options opts;
+    CT_TRY(ct_hub_options_from_env(&opts, err));
+    ct_hub_snapshot snap;
+    CT_TRY(ct_hub_resolve(&opts, CT_HUB_MODEL, model, NULL, CT_HUB_MODEL_PATTERNS, &snap, err));
+    ct_status st = strlen(snap.dir) < n ? CT_OK : ct_fail(err, CT_ERR_INVALID, "%s: path too long", snap.dir);
+    if (st == CT_OK)
+        strcpy(out, snap.dir);
+    ct_hub_snapshot_free(&snap);
+    return st;
+}
