@@ -14,9 +14,10 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
-    {"info", cmd_info, "describe a model folder: architecture, sizes, dtypes, quantization, tokenizer"},
+    {"info", cmd_info, "describe a model: architecture, sizes, dtypes, quantization, tokenizer"},
     {"generate", cmd_generate, "generate text with a model (chat template, sampling, tokens/s)"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file"},
+    {"evaluate", cmd_evaluate, "exact-match accuracy of greedy answers on held-out chat data"},
     {"tokenize", cmd_tokenize, "encode text or decode ids with a model's tokenizer (--json, --chat)"},
 };
 
