@@ -154,8 +154,9 @@ static ct_status greedy(ct_model *m, ct_tokenizer *tok, const int32_t *prompt, i
 static ct_status run(const eval_opts *o, ct_model *m, ct_tokenizer *tok, ct_error *err) {
     ct_dataset ds = {0};
     ct_chat chat = {0};
-    CT_TRY(ct_dataset_load_file(&ds, o->data, NULL, false, err));
-    ct_status st = ds.n ? CT_OK : ct_fail(err, CT_ERR_INVALID, "%s: no records", o->data);
+    ct_status st = ct_dataset_load_file(&ds, o->data, NULL, false, err);
+    if (st == CT_OK && ds.n == 0)
+        st = ct_fail(err, CT_ERR_INVALID, "%s: no records", o->data);
     if (st == CT_OK && ds.sources[0].format == CT_DATA_TEXT)
         st = ct_fail(err, CT_ERR_INVALID, "%s: text records have no reference answer (use chat or completions data)",
                      o->data);
