@@ -220,9 +220,37 @@ def make_case(name, folder, kind, num_layers, rank, scale, keys):
     print(f"{name}: loss {loss.item():.6f}, {len(params)} gradients")
 
 
+def make_adapter_folder():
+    """llama_adapter/: an mlx-lm adapter folder (LoRA on every projection, large
+    lora_b) and the greedy continuation of prompt 5,6,7,8 through it (torch)."""
+    gen = torch.Generator().manual_seed(4242)
+    model, cfg = load_model("llama_default")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    init, _ = attach(model, cfg, "lora", -1, 4, 2.0, None, gen)
+    for k in init:
+        if k.endswith("lora_b"):
+            init[k] = init[k] * 20
+            get_module(model, k[: -len(".lora_b")]).b.data = init[k].double()
+    ids = [5, 6, 7, 8]
+    with torch.no_grad():
+        for _ in range(6):
+            ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+    d = os.path.join(OUT, "llama_adapter")
+    os.makedirs(d, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in init.items()}, os.path.join(d, "adapters.safetensors"),
+              metadata={"format": "mlx"})
+    json.dump({"fine_tune_type": "lora", "num_layers": -1,
+               "lora_parameters": {"rank": 4, "scale": 2.0, "dropout": 0.0}},
+              open(os.path.join(d, "adapter_config.json"), "w"), indent=2)
+    open(os.path.join(d, "expected_ids.txt"), "w").write("ids: " + " ".join(map(str, ids[4:])) + "\n")
+    print("llama_adapter: greedy", ids[4:])
+
+
 def main():
     for name, spec in CASES.items():
         make_case(name, *spec)
+    make_adapter_folder()
 
 
 if __name__ == "__main__":
