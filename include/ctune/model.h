@@ -7,7 +7,10 @@
 // stored format (f32/f16/bf16 dense or MLX affine-quantized) on the device;
 // activations are fp32. The forward is written only against the backend's
 // ops (device pointers), llm.c style: one function per layer over an
-// activations struct (src/model/model_forward.c).
+// activations struct (src/model/model_forward.c). Training (the next-token
+// loss and its gradients, src/model/model_train.c) keeps each block's
+// activations (or recomputes them under gradient checkpointing) and runs the
+// backward from the loss down to the earliest trainable block only.
 //
 // Shapes: B batch, T positions, C hidden, H query heads, KVH kv heads, D head
 // size, I MLP width, V vocabulary.
@@ -17,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctune/adapter.h"
 #include "ctune/backend.h"
 #include "ctune/config.h"
 #include "ctune/error.h"
@@ -53,13 +57,31 @@ typedef struct ct_layer_params {
     ct_linear lin[CT_LIN_COUNT];
 } ct_layer_params;
 
-// Called after every linear of a decoder layer with its input and output
-// (device pointers): inp (N, in), out (N, out). An adapter (LoRA) adds its
-// term to out here. NULL = no adapter.
-typedef void (*ct_linear_hook)(void *ctx, int layer, ct_linear_id id, float *out, const float *inp, int64_t N);
+// What a model trains (attached by ct_tuned_model; NULL pointers = frozen).
+// Adapters: lin[l * CT_LIN_COUNT + id] is layer l's adapted linear id; embed
+// adapts model.embed_tokens (and the tied head through its as_linear); head
+// adapts an untied lm_head. Each adapter has its own cache (one forward in
+// flight per module). Every adapter is also used by the inference forward.
+typedef struct ct_model_adapters {
+    ct_adapter_layer **lin;       // [L * CT_LIN_COUNT]
+    ct_adapter_cache *lin_cache;  // [L * CT_LIN_COUNT]
+    ct_adapter_layer *embed, *head;
+    ct_adapter_cache embed_cache, head_cache;
+} ct_model_adapters;
+
+// Full fine-tuning: gradients (f32 device buffers, ACCUMULATED into) of a
+// block's parameters; a non-NULL entry makes that parameter trainable. The
+// matching weight must then be dense f32 (ct_tuned_model converts it).
+typedef struct ct_layer_grads {
+    float *attn_norm, *ffn_norm; // (C)
+    float *q_norm, *k_norm;      // (D)
+    float *w[CT_LIN_COUNT];      // (out, in)
+    float *bias[CT_LIN_COUNT];   // (out)
+} ct_layer_grads;
 
 typedef struct ct_model_source ct_model_source; // open weight files (private)
 typedef struct ct_activations ct_activations;   // forward scratch (private)
+typedef struct ct_train_state ct_train_state;   // training activations (private)
 
 typedef struct ct_model {
     ct_model_config cfg;
@@ -75,12 +97,14 @@ typedef struct ct_model {
     float *final_norm;       // (C)
     ct_layer_params *layers; // [L]
 
-    ct_linear_hook linear_hook; // adapters: see ct_linear_hook
-    void *linear_hook_ctx;
+    ct_model_adapters *adapters;  // NULL = none (borrowed from a ct_tuned_model)
+    ct_layer_grads *layer_grads; // [L] or NULL: full fine-tuning (borrowed)
+    bool grad_checkpoint;        // training: recompute each block in backward
 
     // private
     ct_model_source *src;
     ct_activations *acts;
+    ct_train_state *train;
     void **owned;            // device buffers to free
     int n_owned, cap_owned;
 } ct_model;
@@ -112,5 +136,24 @@ ct_status ct_model_forward(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int
 // in one forward from position 0 (kv is reset). *n_predicted = T - 1.
 ct_status ct_model_sequence_nll(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int T, double *nll_sum,
                                 int64_t *n_predicted, ct_error *err);
+
+// ---- training (src/model/model_train.c)
+
+// The masked next-token loss of a batch tokens (B, W) (host): inputs
+// tokens[:, :W-1], targets tokens[:, 1:], mask (B, W-1) host (1 = trained).
+// *loss = sum of masked cross-entropies / count (NAN when count is 0; double
+// accumulation), *ntok = count. With grad, d(*loss)/d(params) is ADDED to the
+// adapters' gradients and m->layer_grads; adapters run in training mode
+// (dropout; module k of a call draws its mask from a seed derived from
+// dropout_seed). The backward stops at the earliest trainable block.
+// Architectures: llama, mistral, qwen2, qwen3 (others: CT_ERR_UNSUPPORTED).
+ct_status ct_model_train_loss(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, bool grad,
+                              uint64_t dropout_seed, double *loss, int64_t *ntok, ct_error *err);
+// Frees the training activations (kept between calls; ct_model_free frees them too).
+void ct_model_train_free(ct_model *m);
+
+// The dropout seed of one adapted module in one call: a mix of the call's
+// seed and the module's place (layer, linear id; layer -1 = embedding/head).
+uint64_t ct_model_module_seed(uint64_t call_seed, int layer, int id);
 
 #endif

@@ -11,13 +11,14 @@
 #include "ctune/jinja.h"
 #include "ctune/log.h"
 #include "ctune/model.h"
+#include "ctune/tuned_model.h"
 #include "ctune/sample.h"
 #include "ctune/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune generate --model M [--prompt P | --prompt-ids IDS] [options]\n"
                "  --model M               model folder or .gguf file\n"
-               "  --adapter-path A        adapters to apply (not supported yet)\n"
+               "  --adapter-path A        adapter folder to apply (mlx-lm or PEFT layout)\n"
                "  --prompt P              the user message (default \"hello\"; \"-\" reads stdin)\n"
                "  --prompt-ids IDS        comma-separated token ids instead of a text prompt\n"
                "  --system-prompt S       a system message for the chat template\n"
@@ -256,12 +257,16 @@ static ct_status run(const gen_opts *o, ct_error *err) {
     int32_t *prompt = NULL, *out = NULL;
     int np = 0;
     gen_stats gs = {0};
+    ct_tuned_model *adapters = NULL;
     ct_status st = ct_model_load(&m, o->model, be, err);
     if (st != CT_OK) {
         ct_backend_destroy(be);
         return st;
     }
-    if (o->prompt_ids) {
+    if (o->adapter)
+        st = ct_model_apply_adapters(&m, o->adapter, &adapters, err);
+    if (st != CT_OK) {
+    } else if (o->prompt_ids) {
         st = parse_ids(o->prompt_ids, &prompt, &np, err);
         if (ct_tokenizer_load(&tok, o->model, err) != CT_OK)
             tok = NULL; // ids in, ids out: a tokenizer only adds the text
@@ -291,6 +296,7 @@ static ct_status run(const gen_opts *o, ct_error *err) {
     free(out);
     if (tok)
         ct_tokenizer_free(tok);
+    ct_tuned_model_free(adapters);
     ct_model_free(&m);
     ct_backend_destroy(be);
     return st;
@@ -301,10 +307,6 @@ int cmd_generate(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (o.adapter) {
-        fprintf(stderr, "error: --adapter-path: adapters are not supported yet\n");
-        return 1;
-    }
     ct_error err = {0};
     return run(&o, &err) == CT_OK ? 0 : cli_report(&err);
 }

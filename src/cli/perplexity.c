@@ -11,12 +11,13 @@
 #include "commands.h"
 #include "ctune/fs.h"
 #include "ctune/model.h"
+#include "ctune/tuned_model.h"
 #include "ctune/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune perplexity --model M --data FILE [options]\n"
                "  --model M               model folder or .gguf file\n"
-               "  --adapter-path A        adapters to apply (not supported yet)\n"
+               "  --adapter-path A        adapter folder to apply (mlx-lm or PEFT layout)\n"
                "  --data FILE             a UTF-8 text file\n"
                "  --sequence-length L     tokens per window (default 512)\n"
                "  --num-samples N         evaluate the first N windows (default all)\n"
@@ -104,7 +105,10 @@ static ct_status run(const ppl_opts *o, ct_error *err) {
     ct_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
+    ct_tuned_model *adapters = NULL;
     st = ct_model_load(&m, o->model, be, err);
+    if (st == CT_OK && o->adapter)
+        st = ct_model_apply_adapters(&m, o->adapter, &adapters, err);
     if (st == CT_OK)
         st = ct_tokenizer_load(&tok, o->model, err);
     if (st == CT_OK)
@@ -121,6 +125,7 @@ static ct_status run(const ppl_opts *o, ct_error *err) {
     free(text);
     if (tok)
         ct_tokenizer_free(tok);
+    ct_tuned_model_free(adapters);
     if (m.be)
         ct_model_free(&m);
     ct_backend_destroy(be);
@@ -132,10 +137,6 @@ int cmd_perplexity(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (o.adapter) {
-        fprintf(stderr, "error: --adapter-path: adapters are not supported yet\n");
-        return 1;
-    }
     ct_error err = {0};
     return run(&o, &err) == CT_OK ? 0 : cli_report(&err);
 }

@@ -4,11 +4,9 @@
 // at the top: embed -> L x layer_forward (attention_block, mlp_block) ->
 // final norm -> lm_head.
 //
-// Training (next step): the trainer keeps one ct_activations per layer (or
-// recomputes them under gradient checkpointing) instead of reusing one set,
-// saves rstd / lse from the ops that produce them (the NULL arguments below),
-// and writes layer_backward mirroring layer_forward stage by stage with the
-// backend's *_backward ops. Adapters hook in at model_linear.
+// Training (the same stages, keeping what the backward needs) is in
+// model_train.c. Adapters attached to the model (m->adapters) are applied at
+// model_linear_apply, model_embed_apply and model_head_apply, shared by both.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,32 +161,106 @@ static ct_rope_params rope_params(const ct_model *m, bool local) {
     };
 }
 
-// Uploads inv_freq for a forward reaching seq_len positions; *scaling is the global cos/sin factor.
-static ct_status rope_setup(ct_model *m, int seq_len, float *scaling, ct_error *err) {
+ct_status model_rope_upload(ct_model *m, int seq_len, bool local, float *inv_freq, float *scaling, ct_error *err) {
     int half = m->rot_dims / 2;
-    float host[512], local_scaling;
+    float host[512];
     if (half > 512)
         return ct_fail(err, CT_ERR_UNSUPPORTED, "rope: %d rotated dims (at most 1024)", m->rot_dims);
-    ct_rope_params p = rope_params(m, false);
+    ct_rope_params p = rope_params(m, local);
     CT_TRY(ct_rope_init(&p, seq_len, host, scaling, err));
-    m->be->upload(m->be, m->acts->inv_freq, host, sizeof(float) * (size_t)half);
-    if (m->cfg.arch == CT_ARCH_GEMMA3) {
-        p = rope_params(m, true);
-        CT_TRY(ct_rope_init(&p, seq_len, host, &local_scaling, err));
-        m->be->upload(m->be, m->acts->inv_freq_local, host, sizeof(float) * (size_t)half);
-    }
+    m->be->upload(m->be, inv_freq, host, sizeof(float) * (size_t)half);
     return CT_OK;
+}
+
+// Uploads inv_freq for a forward reaching seq_len positions; *scaling is the global cos/sin factor.
+static ct_status rope_setup(ct_model *m, int seq_len, float *scaling, ct_error *err) {
+    float local_scaling;
+    CT_TRY(model_rope_upload(m, seq_len, false, m->acts->inv_freq, scaling, err));
+    if (m->cfg.arch == CT_ARCH_GEMMA3)
+        CT_TRY(model_rope_upload(m, seq_len, true, m->acts->inv_freq_local, &local_scaling, err));
+    return CT_OK;
+}
+
+// ---- the adapted entry points (model_internal.h)
+
+static ct_adapter_layer *linear_adapter(const ct_model *m, int layer, ct_linear_id id, ct_adapter_cache **cache) {
+    if (!m->adapters || !m->adapters->lin)
+        return NULL;
+    int k = layer * CT_LIN_COUNT + (int)id;
+    *cache = &m->adapters->lin_cache[k];
+    return m->adapters->lin[k];
+}
+
+ct_status model_linear_apply(ct_model *m, int layer, ct_linear_id id, float *out, const float *inp, int64_t N,
+                             bool train, uint64_t seed, ct_error *err) {
+    const ct_linear *lin = &m->layers[layer].lin[id];
+    ct_adapter_cache *cache = NULL;
+    ct_adapter_layer *ad = linear_adapter(m, layer, id, &cache);
+    if (ad)
+        return ct_adapter_linear_forward(m->be, ad, cache, out, inp, &lin->w, lin->bias, N, train,
+                                         ct_model_module_seed(seed, layer, id), err);
+    m->be->linear_forward(m->be, out, inp, &lin->w, lin->bias, N);
+    return CT_OK;
+}
+
+void model_linear_backward(ct_model *m, int layer, ct_linear_id id, float *dinp, const float *dout,
+                           const float *inp, int64_t N) {
+    const ct_linear *lin = &m->layers[layer].lin[id];
+    ct_adapter_cache *cache = NULL;
+    ct_adapter_layer *ad = linear_adapter(m, layer, id, &cache);
+    if (ad) {
+        ct_adapter_linear_backward(m->be, ad, cache, dinp, dout, inp, &lin->w, N);
+        return;
+    }
+    const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[layer] : NULL;
+    float *dw = g ? g->w[id] : NULL, *db = g && lin->bias ? g->bias[id] : NULL;
+    if (dinp || dw || db)
+        m->be->linear_backward(m->be, dinp, dw, db, dout, inp, &lin->w, N);
+}
+
+ct_status model_embed_apply(ct_model *m, float *out, const int32_t *ids, int64_t N, bool train, uint64_t seed,
+                            ct_error *err) {
+    ct_adapter_layer *ad = m->adapters ? m->adapters->embed : NULL;
+    if (ad)
+        CT_TRY(ct_adapter_embedding_forward(m->be, ad, &m->adapters->embed_cache, out, ids, &m->embed, N, train,
+                                            ct_model_module_seed(seed, -1, 0), err));
+    else
+        m->be->embedding_forward(m->be, out, ids, &m->embed, N);
+    if (m->embed_scale != 1.0f)
+        m->be->scale(m->be, out, m->embed_scale, N * m->C);
+    return CT_OK;
+}
+
+ct_status model_head_apply(ct_model *m, float *logits, const float *hidden, int64_t N, bool train, uint64_t seed,
+                           ct_error *err) {
+    ct_backend *be = m->be;
+    ct_model_adapters *a = m->adapters;
+    uint64_t s = ct_model_module_seed(seed, -1, 1);
+    if (a && a->head)
+        CT_TRY(ct_adapter_linear_forward(be, a->head, &a->head_cache, logits, hidden, &m->lm_head.w,
+                                         m->lm_head.bias, N, train, s, err));
+    else if (a && a->embed && m->cfg.tie_word_embeddings)
+        CT_TRY(ct_adapter_as_linear_forward(be, a->embed, &a->head_cache, logits, hidden, &m->embed, N, train, s,
+                                            err));
+    else
+        be->linear_forward(be, logits, hidden, &m->lm_head.w, m->lm_head.bias, N);
+    if (m->cfg.final_logit_softcapping > 0)
+        be->softcap_forward(be, logits, logits, (float)m->cfg.final_logit_softcapping, N * m->V);
+    return CT_OK;
+}
+
+uint64_t ct_model_module_seed(uint64_t call_seed, int layer, int id) {
+    uint64_t st = call_seed ^ (((uint64_t)(uint32_t)(layer + 1) << 8 | (uint64_t)id) * 0x9e3779b97f4a7c15ull);
+    st ^= st >> 31;
+    st *= 0xbf58476d1ce4e5b9ull;
+    return st ^ (st >> 29);
 }
 
 // ---- layers
 
-// inp (N, lin.cols) -> out (N, lin.rows): the one entry point of every layer
-// linear, so that adapters (LoRA: out += s * (inp . A) . B) see each call.
-static void model_linear(ct_model *m, int layer, ct_linear_id id, float *out, const float *inp, int64_t N) {
-    const ct_linear *lin = &m->layers[layer].lin[id];
-    m->be->linear_forward(m->be, out, inp, &lin->w, lin->bias, N);
-    if (m->linear_hook)
-        m->linear_hook(m->linear_hook_ctx, layer, id, out, inp, N);
+static ct_status model_linear(ct_model *m, int layer, ct_linear_id id, float *out, const float *inp, int64_t N,
+                              ct_error *err) {
+    return model_linear_apply(m, layer, id, out, inp, N, false, 0, err);
 }
 
 typedef struct step_info {
@@ -197,7 +269,7 @@ typedef struct step_info {
 } step_info;
 
 // a->h (B, T, C) normed input -> a->o (B, T, C); appends this step's k, v to the cache.
-static void attention_block(ct_model *m, int l, ct_kv_cache *kv, const step_info *s) {
+static ct_status attention_block(ct_model *m, int l, ct_kv_cache *kv, const step_info *s, ct_error *err) {
     ct_backend *be = m->be;
     ct_activations *a = m->acts;
     const ct_layer_params *p = &m->layers[l];
@@ -211,9 +283,9 @@ static void attention_block(ct_model *m, int l, ct_kv_cache *kv, const step_info
     float *kslot = s->B == 1 ? kv->k[l] + (int64_t)s->pos * kvd : a->k;
     float *vslot = s->B == 1 ? kv->v[l] + (int64_t)s->pos * kvd : a->v;
 
-    model_linear(m, l, CT_LIN_Q, a->q, a->h, N);
-    model_linear(m, l, CT_LIN_K, kslot, a->h, N);
-    model_linear(m, l, CT_LIN_V, vslot, a->h, N);
+    CT_TRY(model_linear(m, l, CT_LIN_Q, a->q, a->h, N, err));
+    CT_TRY(model_linear(m, l, CT_LIN_K, kslot, a->h, N, err));
+    CT_TRY(model_linear(m, l, CT_LIN_V, vslot, a->h, N, err));
     if (p->q_norm) { // per-head norms over D (qwen3, gemma3)
         be->rmsnorm_forward(be, a->q, NULL, a->q, p->q_norm, N * m->H, m->D, eps, m->norm_offset);
         be->rmsnorm_forward(be, kslot, NULL, kslot, p->k_norm, N * m->KVH, m->D, eps, m->norm_offset);
@@ -234,21 +306,21 @@ static void attention_block(ct_model *m, int l, ct_kv_cache *kv, const step_info
         .softcap = (float)m->cfg.attn_logit_softcapping,
     };
     be->attention_forward(be, a->att, NULL, a->q, kv->k[l], kv->v[l], &ap);
-    model_linear(m, l, CT_LIN_O, a->o, a->att, N);
+    return model_linear(m, l, CT_LIN_O, a->o, a->att, N, err);
 }
 
 // a->h (N, C) normed input -> a->o (N, C) = down(act(gate(h)) * up(h))
-static void mlp_block(ct_model *m, int l, int64_t N) {
+static ct_status mlp_block(ct_model *m, int l, int64_t N, ct_error *err) {
     ct_activations *a = m->acts;
-    model_linear(m, l, CT_LIN_GATE, a->gate, a->h, N);
-    model_linear(m, l, CT_LIN_UP, a->up, a->h, N);
+    CT_TRY(model_linear(m, l, CT_LIN_GATE, a->gate, a->h, N, err));
+    CT_TRY(model_linear(m, l, CT_LIN_UP, a->up, a->h, N, err));
     m->be->glu_forward(m->be, a->gate, a->gate, a->up, N * m->I, m->act);
-    model_linear(m, l, CT_LIN_DOWN, a->o, a->gate, N);
+    return model_linear(m, l, CT_LIN_DOWN, a->o, a->gate, N, err);
 }
 
 // a->x (B, T, C) -> a->x: x += attn(norm(x)); x += mlp(norm(x)) (gemma: each
 // block's output is normed again before the residual add).
-static void layer_forward(ct_model *m, int l, ct_kv_cache *kv, const step_info *s) {
+static ct_status layer_forward(ct_model *m, int l, ct_kv_cache *kv, const step_info *s, ct_error *err) {
     ct_backend *be = m->be;
     ct_activations *a = m->acts;
     const ct_layer_params *p = &m->layers[l];
@@ -256,16 +328,17 @@ static void layer_forward(ct_model *m, int l, ct_kv_cache *kv, const step_info *
     float eps = (float)m->cfg.rms_norm_eps, off = m->norm_offset;
 
     be->rmsnorm_forward(be, a->h, NULL, a->x, p->attn_norm, N, m->C, eps, off);
-    attention_block(m, l, kv, s);
+    CT_TRY(attention_block(m, l, kv, s, err));
     if (p->post_attn_norm)
         be->rmsnorm_forward(be, a->o, NULL, a->o, p->post_attn_norm, N, m->C, eps, off);
     be->add(be, a->x, a->x, a->o, N * m->C);
 
     be->rmsnorm_forward(be, a->h, NULL, a->x, p->ffn_norm, N, m->C, eps, off);
-    mlp_block(m, l, N);
+    CT_TRY(mlp_block(m, l, N, err));
     if (p->post_ffn_norm)
         be->rmsnorm_forward(be, a->o, NULL, a->o, p->post_ffn_norm, N, m->C, eps, off);
     be->add(be, a->x, a->x, a->o, N * m->C);
+    return CT_OK;
 }
 
 // ids (B, T) host -> a->h (B, T, C): the final-normed hidden states. Advances kv->pos.
@@ -290,23 +363,17 @@ static ct_status forward_hidden(ct_model *m, ct_kv_cache *kv, const int32_t *ids
     ct_backend *be = m->be;
     ct_activations *a = m->acts;
     be->upload(be, a->ids, ids, sizeof(int32_t) * (size_t)N);
-    be->embedding_forward(be, a->x, a->ids, &m->embed, N);
-    if (m->embed_scale != 1.0f)
-        be->scale(be, a->x, m->embed_scale, N * m->C);
+    CT_TRY(model_embed_apply(m, a->x, a->ids, N, false, 0, err));
     for (int l = 0; l < m->L; l++)
-        layer_forward(m, l, kv, &s);
+        CT_TRY(layer_forward(m, l, kv, &s, err));
     be->rmsnorm_forward(be, a->h, NULL, a->x, m->final_norm, N, m->C, (float)m->cfg.rms_norm_eps, m->norm_offset);
     kv->pos += T;
     return CT_OK;
 }
 
 // hidden (N, C) -> a->logits (N, V), final soft-capping included.
-static void lm_head(ct_model *m, const float *hidden, int64_t N) {
-    ct_backend *be = m->be;
-    float *logits = m->acts->logits;
-    be->linear_forward(be, logits, hidden, &m->lm_head.w, m->lm_head.bias, N);
-    if (m->cfg.final_logit_softcapping > 0)
-        be->softcap_forward(be, logits, logits, (float)m->cfg.final_logit_softcapping, N * m->V);
+static ct_status lm_head(ct_model *m, const float *hidden, int64_t N, ct_error *err) {
+    return model_head_apply(m, m->acts->logits, hidden, N, false, 0, err);
 }
 
 ct_status ct_model_forward(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int B, int T, bool last_only,
@@ -318,9 +385,9 @@ ct_status ct_model_forward(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int
         for (int b = 0; b < B; b++) // gather each sequence's last row into a->o (B, C)
             m->be->copy(m->be, a->o + (int64_t)b * m->C, a->h + ((int64_t)b * T + T - 1) * m->C,
                         sizeof(float) * (size_t)m->C);
-        lm_head(m, a->o, B);
+        CT_TRY(lm_head(m, a->o, B, err));
     } else {
-        lm_head(m, a->h, rows);
+        CT_TRY(lm_head(m, a->h, rows, err));
     }
     *logits = a->logits;
     return CT_OK;
@@ -338,7 +405,7 @@ ct_status ct_model_sequence_nll(ct_model *m, ct_kv_cache *kv, const int32_t *ids
     m->be->upload(m->be, a->targets, ids + 1, sizeof(int32_t) * (size_t)(T - 1));
     for (int64_t r0 = 0; r0 < T - 1; r0 += NLL_CHUNK) {
         int64_t n = T - 1 - r0 < NLL_CHUNK ? T - 1 - r0 : NLL_CHUNK;
-        lm_head(m, a->h + r0 * m->C, n);
+        CT_TRY(lm_head(m, a->h + r0 * m->C, n, err));
         float mean;
         m->be->cross_entropy_forward(m->be, a->loss, a->logits, a->targets + r0, NULL, n, m->V);
         m->be->download(m->be, &mean, a->loss, sizeof mean);

@@ -28,4 +28,23 @@ ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optio
 // Frees m->acts (model_forward.c).
 void model_activations_free(ct_model *m);
 
+// inv_freq (rot_dims/2, device) and the cos/sin factor of RoPE for a forward
+// reaching seq_len positions (local: gemma3's sliding layers).
+ct_status model_rope_upload(ct_model *m, int seq_len, bool local, float *inv_freq, float *scaling, ct_error *err);
+
+// The adapted entry points shared by inference and training (model_forward.c).
+// Layer l's linear id: inp (N, in) -> out (N, out), through its adapter if any
+// (train: dropout with a seed derived from seed).
+ct_status model_linear_apply(ct_model *m, int layer, ct_linear_id id, float *out, const float *inp, int64_t N,
+                             bool train, uint64_t seed, ct_error *err);
+// dout (N, out) -> dinp (N, in) += (may be NULL), adapter or full fine-tuning weight/bias grads +=.
+void model_linear_backward(ct_model *m, int layer, ct_linear_id id, float *dinp, const float *dout,
+                           const float *inp, int64_t N);
+// ids (N) device -> out (N, C) (embed_scale applied)
+ct_status model_embed_apply(ct_model *m, float *out, const int32_t *ids, int64_t N, bool train, uint64_t seed,
+                            ct_error *err);
+// hidden (N, C) -> logits (N, V): lm_head, the tied embedding, or their adapters; soft-capping applied.
+ct_status model_head_apply(ct_model *m, float *logits, const float *hidden, int64_t N, bool train, uint64_t seed,
+                           ct_error *err);
+
 #endif

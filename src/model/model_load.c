@@ -374,6 +374,7 @@ ct_status ct_model_load(ct_model *m, const char *path, ct_backend *be, ct_error 
 void ct_model_free(ct_model *m) {
     if (m->acts)
         model_activations_free(m);
+    ct_model_train_free(m);
     for (int i = 0; i < m->n_owned; i++)
         m->be->free(m->be, m->owned[i]);
     free(m->owned);

@@ -7,7 +7,7 @@ expect_out "generate: sampling options" "tokens-per-sec" "$CTUNE" generate --mod
 a=$("$CTUNE" generate --model "$M" --prompt-ids 9,10 --max-tokens 6 --temp 1 --seed 7 --print-ids | grep '^ids:')
 b=$("$CTUNE" generate --model "$M" --prompt-ids 9,10 --max-tokens 6 --temp 1 --seed 7 --print-ids | grep '^ids:')
 [ -n "$a" ] && [ "$a" = "$b" ] && _record 1 "generate: same seed, same tokens" || _record 0 "generate: same seed, same tokens" "$a / $b"
-expect_fail "generate: adapters not supported yet" "not supported yet" \
+expect_fail "generate: missing adapter folder" "adapter path does not exist" \
     "$CTUNE" generate --model "$M" --adapter-path "$TMP/a" --prompt-ids 1
 expect_fail "generate: id outside the vocabulary" "outside the vocabulary" \
     "$CTUNE" generate --model "$M" --prompt-ids 5,999 --max-tokens 1

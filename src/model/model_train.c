@@ -1,0 +1,489 @@
+// model_train.c: the training forward and backward of the decoder, against
+// the backend's ops (device pointers), llm.c style. The forward mirrors
+// model_forward.c's layer_forward but keeps, per block, what the backward
+// needs (block_acts); block_backward runs the same stages in reverse with the
+// *_backward ops, which accumulate into their gradient outputs.
+//
+// Memory: blocks below the earliest trainable one run in one shared scratch
+// set (no backward reaches them). With grad_checkpoint, trainable blocks keep
+// only their input (N, C) and share one set, which backward refills by
+// re-running the block (same dropout seeds, so the same masks). The logits
+// exist HEAD_CHUNK rows at a time: each chunk's loss and gradient are
+// computed, then the chunk is dropped; chunks without trained targets are
+// skipped.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+enum { HEAD_CHUNK = 128 };
+
+// One block's saved activations (device). N = B*T rows.
+typedef struct block_acts {
+    float *x_in;            // (N, C) residual stream into the block
+    float *h1, *rstd1;      // (N, C) attn-normed input, (N)
+    float *q_raw, *k_raw;   // (N, H*D), (N, KVH*D) projections before the q/k norms (qwen3; else unused)
+    float *q_rstd, *k_rstd; // (N*H), (N*KVH)
+    float *q, *k, *v;       // (N, H*D), (N, KVH*D), (N, KVH*D): attention inputs (normed, rotated)
+    float *att, *lse;       // (N, H*D) attention output, (B, H, T)
+    float *x_mid;           // (N, C) residual stream after attention
+    float *h2, *rstd2;      // (N, C) mlp-normed, (N)
+    float *gate, *up, *act; // (N, I) gate and up projections, act(gate) * up
+} block_acts;
+
+struct ct_train_state {
+    int64_t N;              // rows the buffers were made for
+    int first;              // earliest trainable block they were laid out for
+    bool ckpt;
+    block_acts *blocks;     // [L]
+    float *x_top;           // (N, C) the last block's output (x_in of "block L")
+    float *hf, *rstd_f;     // (N, C), (N) final norm
+    int32_t *ids, *targets; // (N)
+    float *mask;            // (N)
+    float *inv_freq;        // (rot_dims/2)
+    float *logits, *dlogits, *loss; // (HEAD_CHUNK, V) x2, (1)
+    float *o;               // (N, C) output of o_proj / down_proj
+    float *dres, *dh, *dhf; // (N, C) residual gradient, normed-input gradient, final-norm output gradient
+    float *datt, *dq, *dq2; // (N, H*D)
+    float *dk, *dk2, *dv;   // (N, KVH*D)
+    float *dact, *dgate, *dup; // (N, I)
+    void **bufs;            // every buffer, for free
+    int n_bufs, cap_bufs;
+};
+
+void ct_model_train_free(ct_model *m) {
+    ct_train_state *s = m->train;
+    if (!s)
+        return;
+    for (int i = 0; i < s->n_bufs; i++)
+        m->be->free(m->be, s->bufs[i]);
+    free(s->bufs);
+    free(s->blocks);
+    free(s);
+    m->train = NULL;
+}
+
+// A zeroed device buffer of n elements of size elsize, owned by s.
+static ct_status tbuf(ct_model *m, int64_t n, size_t elsize, void *out, ct_error *err) {
+    ct_train_state *s = m->train;
+    if (s->n_bufs == s->cap_bufs) {
+        int cap = s->cap_bufs ? 2 * s->cap_bufs : 64;
+        void **b = realloc(s->bufs, sizeof *b * (size_t)cap);
+        if (!b)
+            return ct_fail(err, CT_ERR_NOMEM, "training: out of memory");
+        s->bufs = b, s->cap_bufs = cap;
+    }
+    void *p = NULL;
+    CT_TRY(m->be->alloc(m->be, (size_t)(n > 0 ? n : 1) * elsize, &p, err));
+    s->bufs[s->n_bufs++] = p;
+    *(void **)out = p;
+    return CT_OK;
+}
+
+// Everything of a block_acts except x_in and x_mid.
+static ct_status block_set(ct_model *m, block_acts *a, int64_t N, ct_error *err) {
+    int64_t qd = (int64_t)m->H * m->D, kvd = (int64_t)m->KVH * m->D;
+    const size_t f = sizeof(float);
+    CT_TRY(tbuf(m, N * m->C, f, &a->h1, err));
+    CT_TRY(tbuf(m, N, f, &a->rstd1, err));
+    if (m->layers[0].q_norm) {
+        CT_TRY(tbuf(m, N * qd, f, &a->q_raw, err));
+        CT_TRY(tbuf(m, N * kvd, f, &a->k_raw, err));
+        CT_TRY(tbuf(m, N * m->H, f, &a->q_rstd, err));
+        CT_TRY(tbuf(m, N * m->KVH, f, &a->k_rstd, err));
+    }
+    CT_TRY(tbuf(m, N * qd, f, &a->q, err));
+    CT_TRY(tbuf(m, N * kvd, f, &a->k, err));
+    CT_TRY(tbuf(m, N * kvd, f, &a->v, err));
+    CT_TRY(tbuf(m, N * qd, f, &a->att, err));
+    CT_TRY(tbuf(m, N * m->H, f, &a->lse, err));
+    CT_TRY(tbuf(m, N * m->C, f, &a->h2, err));
+    CT_TRY(tbuf(m, N, f, &a->rstd2, err));
+    CT_TRY(tbuf(m, N * m->I, f, &a->gate, err));
+    CT_TRY(tbuf(m, N * m->I, f, &a->up, err));
+    CT_TRY(tbuf(m, N * m->I, f, &a->act, err));
+    return CT_OK;
+}
+
+static ct_status alloc_blocks(ct_model *m, int64_t N, ct_error *err) {
+    ct_train_state *s = m->train;
+    const size_t f = sizeof(float);
+    block_acts shared;
+    CT_TRY(block_set(m, &shared, N, err));
+    float *x0; // the residual stream of the frozen blocks, updated in place
+    CT_TRY(tbuf(m, N * m->C, f, &x0, err));
+    if (s->ckpt)
+        CT_TRY(tbuf(m, N * m->C, f, &shared.x_mid, err));
+    for (int l = 0; l < m->L; l++) {
+        block_acts *a = &s->blocks[l];
+        if (l < s->first) {
+            *a = shared;
+            a->x_in = a->x_mid = x0;
+            continue;
+        }
+        if (s->ckpt)
+            *a = shared;
+        else
+            CT_TRY(block_set(m, a, N, err));
+        if (l == s->first)
+            a->x_in = x0;
+        else
+            CT_TRY(tbuf(m, N * m->C, f, &a->x_in, err));
+        if (!s->ckpt)
+            CT_TRY(tbuf(m, N * m->C, f, &a->x_mid, err));
+    }
+    if (s->first >= m->L)
+        s->x_top = x0;
+    else
+        CT_TRY(tbuf(m, N * m->C, f, &s->x_top, err));
+    return CT_OK;
+}
+
+static ct_status alloc_scratch(ct_model *m, int64_t N, ct_error *err) {
+    ct_train_state *s = m->train;
+    int64_t qd = (int64_t)m->H * m->D, kvd = (int64_t)m->KVH * m->D, half = m->rot_dims / 2;
+    const size_t f = sizeof(float);
+    CT_TRY(tbuf(m, N * m->C, f, &s->hf, err));
+    CT_TRY(tbuf(m, N, f, &s->rstd_f, err));
+    CT_TRY(tbuf(m, N, sizeof(int32_t), &s->ids, err));
+    CT_TRY(tbuf(m, N, sizeof(int32_t), &s->targets, err));
+    CT_TRY(tbuf(m, N, f, &s->mask, err));
+    CT_TRY(tbuf(m, half, f, &s->inv_freq, err));
+    CT_TRY(tbuf(m, (int64_t)HEAD_CHUNK * m->V, f, &s->logits, err));
+    CT_TRY(tbuf(m, (int64_t)HEAD_CHUNK * m->V, f, &s->dlogits, err));
+    CT_TRY(tbuf(m, 1, f, &s->loss, err));
+    CT_TRY(tbuf(m, N * m->C, f, &s->o, err));
+    CT_TRY(tbuf(m, N * m->C, f, &s->dres, err));
+    CT_TRY(tbuf(m, N * m->C, f, &s->dh, err));
+    CT_TRY(tbuf(m, N * m->C, f, &s->dhf, err));
+    CT_TRY(tbuf(m, N * qd, f, &s->datt, err));
+    CT_TRY(tbuf(m, N * qd, f, &s->dq, err));
+    CT_TRY(tbuf(m, N * qd, f, &s->dq2, err));
+    CT_TRY(tbuf(m, N * kvd, f, &s->dk, err));
+    CT_TRY(tbuf(m, N * kvd, f, &s->dk2, err));
+    CT_TRY(tbuf(m, N * kvd, f, &s->dv, err));
+    CT_TRY(tbuf(m, N * m->I, f, &s->dact, err));
+    CT_TRY(tbuf(m, N * m->I, f, &s->dgate, err));
+    CT_TRY(tbuf(m, N * m->I, f, &s->dup, err));
+    return CT_OK;
+}
+
+// (Re)builds the state for N rows and the current trainable layout.
+static ct_status ensure_state(ct_model *m, int64_t N, int first, ct_error *err) {
+    ct_train_state *s = m->train;
+    if (s && s->N >= N && s->first == first && s->ckpt == m->grad_checkpoint)
+        return CT_OK;
+    ct_model_train_free(m);
+    s = m->train = calloc(1, sizeof *s);
+    if (s)
+        s->blocks = calloc((size_t)m->L, sizeof *s->blocks);
+    if (!s || !s->blocks) {
+        ct_model_train_free(m);
+        return ct_fail(err, CT_ERR_NOMEM, "training: out of memory");
+    }
+    s->N = N, s->first = first, s->ckpt = m->grad_checkpoint;
+    ct_status st = alloc_blocks(m, N, err);
+    if (st == CT_OK)
+        st = alloc_scratch(m, N, err);
+    if (st != CT_OK)
+        ct_model_train_free(m);
+    return st;
+}
+
+// ---- what is trainable
+
+static bool lin_trainable(const ct_model *m, int l, int id) {
+    if (m->adapters && m->adapters->lin && m->adapters->lin[l * CT_LIN_COUNT + id])
+        return true;
+    const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
+    return g && (g->w[id] || g->bias[id]);
+}
+
+static bool attn_trainable(const ct_model *m, int l) {
+    const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
+    if (g && (g->attn_norm || g->q_norm || g->k_norm))
+        return true;
+    for (int id = CT_LIN_Q; id <= CT_LIN_O; id++)
+        if (lin_trainable(m, l, id))
+            return true;
+    return false;
+}
+
+static bool block_trainable(const ct_model *m, int l) {
+    const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
+    if (attn_trainable(m, l) || (g && g->ffn_norm))
+        return true;
+    for (int id = CT_LIN_GATE; id <= CT_LIN_DOWN; id++)
+        if (lin_trainable(m, l, id))
+            return true;
+    return false;
+}
+
+static int first_trainable_block(const ct_model *m) {
+    if (m->adapters && m->adapters->embed)
+        return 0;
+    for (int l = 0; l < m->L; l++)
+        if (block_trainable(m, l))
+            return l;
+    return m->L;
+}
+
+// ---- forward
+
+typedef struct step {
+    int B, T;
+    float rope_scaling;
+    bool train;
+    uint64_t seed;
+} step;
+
+static ct_attn_params attn_params(const ct_model *m, int l, const step *s) {
+    bool sliding = m->cfg.layer_attn && m->cfg.layer_attn[l] == CT_ATTN_SLIDING;
+    return (ct_attn_params){.B = s->B, .T = s->T, .H = m->H, .KVH = m->KVH, .D = m->D, .pos_offset = 0,
+                            .kv_stride = s->T, .scale = m->attn_scale,
+                            .window = sliding ? (int)m->cfg.sliding_window : 0, .softcap = 0};
+}
+
+// a->x_in (N, C) -> x_out (N, C), filling a (x_out may alias a->x_in for frozen blocks).
+static ct_status block_forward(ct_model *m, int l, const block_acts *a, float *x_out, const step *s,
+                               ct_error *err) {
+    ct_backend *be = m->be;
+    ct_train_state *ts = m->train;
+    const ct_layer_params *p = &m->layers[l];
+    int64_t N = (int64_t)s->B * s->T;
+    float eps = (float)m->cfg.rms_norm_eps, off = m->norm_offset;
+    float *q = p->q_norm ? a->q_raw : a->q, *k = p->q_norm ? a->k_raw : a->k;
+
+    be->rmsnorm_forward(be, a->h1, a->rstd1, a->x_in, p->attn_norm, N, m->C, eps, off);
+    CT_TRY(model_linear_apply(m, l, CT_LIN_Q, q, a->h1, N, s->train, s->seed, err));
+    CT_TRY(model_linear_apply(m, l, CT_LIN_K, k, a->h1, N, s->train, s->seed, err));
+    CT_TRY(model_linear_apply(m, l, CT_LIN_V, a->v, a->h1, N, s->train, s->seed, err));
+    if (p->q_norm) {
+        be->rmsnorm_forward(be, a->q, a->q_rstd, a->q_raw, p->q_norm, N * m->H, m->D, eps, off);
+        be->rmsnorm_forward(be, a->k, a->k_rstd, a->k_raw, p->k_norm, N * m->KVH, m->D, eps, off);
+    }
+    be->rope_forward(be, a->q, a->q, ts->inv_freq, s->rope_scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_forward(be, a->k, a->k, ts->inv_freq, s->rope_scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
+    ct_attn_params ap = attn_params(m, l, s);
+    be->attention_forward(be, a->att, a->lse, a->q, a->k, a->v, &ap);
+    CT_TRY(model_linear_apply(m, l, CT_LIN_O, ts->o, a->att, N, s->train, s->seed, err));
+    be->add(be, a->x_mid, a->x_in, ts->o, N * m->C);
+
+    be->rmsnorm_forward(be, a->h2, a->rstd2, a->x_mid, p->ffn_norm, N, m->C, eps, off);
+    CT_TRY(model_linear_apply(m, l, CT_LIN_GATE, a->gate, a->h2, N, s->train, s->seed, err));
+    CT_TRY(model_linear_apply(m, l, CT_LIN_UP, a->up, a->h2, N, s->train, s->seed, err));
+    be->glu_forward(be, a->act, a->gate, a->up, N * m->I, m->act);
+    CT_TRY(model_linear_apply(m, l, CT_LIN_DOWN, ts->o, a->act, N, s->train, s->seed, err));
+    be->add(be, x_out, a->x_mid, ts->o, N * m->C);
+    return CT_OK;
+}
+
+static float *block_output(const ct_train_state *ts, const ct_model *m, int l) {
+    return l + 1 < m->L ? ts->blocks[l + 1].x_in : ts->x_top;
+}
+
+// ---- backward
+
+static void zero(ct_model *m, float *p, int64_t n) { m->be->zero(m->be, p, (size_t)n * sizeof(float)); }
+
+// ts->dres (N, C): d x_out on entry, d x_in on exit (when need_dx). Parameter gradients +=.
+static void block_backward(ct_model *m, int l, const block_acts *a, const step *s, bool need_dx) {
+    ct_backend *be = m->be;
+    ct_train_state *ts = m->train;
+    const ct_layer_params *p = &m->layers[l];
+    const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
+    int64_t N = (int64_t)s->B * s->T, qd = (int64_t)m->H * m->D, kvd = (int64_t)m->KVH * m->D;
+    float off = m->norm_offset;
+    bool attn = need_dx || attn_trainable(m, l);
+
+    // mlp: x_out = x_mid + down(act(gate(h2)) * up(h2)), h2 = norm(x_mid)
+    zero(m, ts->dact, N * m->I);
+    model_linear_backward(m, l, CT_LIN_DOWN, ts->dact, ts->dres, a->act, N);
+    zero(m, ts->dgate, N * m->I);
+    zero(m, ts->dup, N * m->I);
+    be->glu_backward(be, ts->dgate, ts->dup, ts->dact, a->gate, a->up, N * m->I, m->act);
+    zero(m, ts->dh, N * m->C);
+    model_linear_backward(m, l, CT_LIN_GATE, ts->dh, ts->dgate, a->h2, N);
+    model_linear_backward(m, l, CT_LIN_UP, ts->dh, ts->dup, a->h2, N);
+    be->rmsnorm_backward(be, attn ? ts->dres : NULL, g ? g->ffn_norm : NULL, ts->dh, a->x_mid, p->ffn_norm,
+                         a->rstd2, N, m->C, off);
+    if (!attn)
+        return;
+
+    // attention: x_mid = x_in + o(attn(rope(norm(q(h1))), rope(norm(k(h1))), v(h1))), h1 = norm(x_in)
+    zero(m, ts->datt, N * qd);
+    model_linear_backward(m, l, CT_LIN_O, ts->datt, ts->dres, a->att, N);
+    zero(m, ts->dq, N * qd);
+    zero(m, ts->dk, N * kvd);
+    zero(m, ts->dv, N * kvd);
+    ct_attn_params ap = attn_params(m, l, s);
+    be->attention_backward(be, ts->dq, ts->dk, ts->dv, ts->datt, a->q, a->k, a->v, a->att, a->lse, &ap);
+    zero(m, ts->dq2, N * qd);
+    zero(m, ts->dk2, N * kvd);
+    be->rope_backward(be, ts->dq2, ts->dq, ts->inv_freq, s->rope_scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_backward(be, ts->dk2, ts->dk, ts->inv_freq, s->rope_scaling, s->B, s->T, m->KVH, m->D, m->rot_dims,
+                      0);
+    float *dq = ts->dq2, *dk = ts->dk2;
+    if (p->q_norm) {
+        zero(m, ts->dq, N * qd);
+        zero(m, ts->dk, N * kvd);
+        be->rmsnorm_backward(be, ts->dq, g ? g->q_norm : NULL, ts->dq2, a->q_raw, p->q_norm, a->q_rstd, N * m->H,
+                             m->D, off);
+        be->rmsnorm_backward(be, ts->dk, g ? g->k_norm : NULL, ts->dk2, a->k_raw, p->k_norm, a->k_rstd,
+                             N * m->KVH, m->D, off);
+        dq = ts->dq, dk = ts->dk;
+    }
+    bool need_h1 = need_dx || (g && g->attn_norm);
+    float *dh = need_h1 ? ts->dh : NULL;
+    if (need_h1)
+        zero(m, ts->dh, N * m->C);
+    model_linear_backward(m, l, CT_LIN_Q, dh, dq, a->h1, N);
+    model_linear_backward(m, l, CT_LIN_K, dh, dk, a->h1, N);
+    model_linear_backward(m, l, CT_LIN_V, dh, ts->dv, a->h1, N);
+    if (need_h1)
+        be->rmsnorm_backward(be, need_dx ? ts->dres : NULL, g ? g->attn_norm : NULL, ts->dh, a->x_in, p->attn_norm,
+                             a->rstd1, N, m->C, off);
+}
+
+// ---- the head and the loss
+
+// Adds to *sum the masked cross-entropy of rows [0, N) of ts->hf (and with grad,
+// its gradient scaled by 1/count into the head's parameters and ts->dhf).
+static ct_status head_loss(ct_model *m, const float *mask, int64_t N, int64_t count, const step *s, bool need_dh,
+                           double *sum, ct_error *err) {
+    ct_backend *be = m->be;
+    ct_train_state *ts = m->train;
+    ct_model_adapters *ad = m->adapters;
+    for (int64_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
+        int64_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK, c = 0;
+        for (int64_t i = r0; i < r0 + n; i++)
+            c += mask[i] != 0.0f;
+        if (c == 0)
+            continue;
+        const float *h = ts->hf + r0 * m->C;
+        uint64_t seed = s->seed + (uint64_t)r0;
+        CT_TRY(model_head_apply(m, ts->logits, h, n, s->train, seed, err));
+        float mean;
+        be->cross_entropy_forward(be, ts->loss, ts->logits, ts->targets + r0, ts->mask + r0, n, m->V);
+        be->download(be, &mean, ts->loss, sizeof mean);
+        *sum += (double)mean * (double)c;
+        if (!s->train)
+            continue;
+        zero(m, ts->dlogits, n * m->V);
+        be->cross_entropy_backward(be, ts->dlogits, (float)((double)c / (double)count), ts->logits,
+                                   ts->targets + r0, ts->mask + r0, n, m->V);
+        float *dh = need_dh ? ts->dhf + r0 * m->C : NULL;
+        if (ad && ad->head)
+            ct_adapter_linear_backward(be, ad->head, &ad->head_cache, dh, ts->dlogits, h, &m->lm_head.w, n);
+        else if (ad && ad->embed && m->cfg.tie_word_embeddings)
+            ct_adapter_as_linear_backward(be, ad->embed, &ad->head_cache, dh, ts->dlogits, h, &m->embed, n);
+        else if (dh)
+            be->linear_backward(be, dh, NULL, NULL, ts->dlogits, h, &m->lm_head.w, n);
+    }
+    return CT_OK;
+}
+
+// ---- the step
+
+static ct_status check_trainable_arch(const ct_model *m, ct_error *err) {
+    ct_arch a = m->cfg.arch;
+    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
+        return ct_fail(err, CT_ERR_UNSUPPORTED, "training %s models is not supported yet (llama, mistral, qwen2, qwen3)",
+                       ct_arch_name(a));
+    return CT_OK;
+}
+
+// Host tokens (B, W) -> device ids, targets (N = B*(W-1)) and mask.
+static ct_status upload_batch(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, ct_error *err) {
+    int T = W - 1;
+    int64_t N = (int64_t)B * T;
+    int32_t *host = malloc(sizeof(int32_t) * (size_t)N * 2);
+    if (!host)
+        return ct_fail(err, CT_ERR_NOMEM, "training: out of memory");
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < W; t++) {
+            int32_t id = tokens[(int64_t)b * W + t];
+            if (id < 0 || id >= m->V) {
+                free(host);
+                return ct_fail(err, CT_ERR_INVALID, "training: token id %d at row %d, position %d is outside the "
+                               "vocabulary (%d)", id, b, t, m->V);
+            }
+            if (t < T)
+                host[(int64_t)b * T + t] = id;
+            if (t > 0)
+                host[N + (int64_t)b * T + t - 1] = id;
+        }
+    ct_train_state *ts = m->train;
+    m->be->upload(m->be, ts->ids, host, sizeof(int32_t) * (size_t)N);
+    m->be->upload(m->be, ts->targets, host + N, sizeof(int32_t) * (size_t)N);
+    m->be->upload(m->be, ts->mask, mask, sizeof(float) * (size_t)N);
+    free(host);
+    return CT_OK;
+}
+
+static ct_status train_forward(ct_model *m, int first, const step *s, ct_error *err) {
+    ct_train_state *ts = m->train;
+    int64_t N = (int64_t)s->B * s->T;
+    CT_TRY(model_embed_apply(m, ts->blocks[0].x_in, ts->ids, N, s->train, s->seed, err));
+    (void)first; // blocks below it share one stream (x_in == output), updated in place
+    for (int l = 0; l < m->L; l++)
+        CT_TRY(block_forward(m, l, &ts->blocks[l], block_output(ts, m, l), s, err));
+    m->be->rmsnorm_forward(m->be, ts->hf, ts->rstd_f, ts->x_top, m->final_norm, N, m->C,
+                           (float)m->cfg.rms_norm_eps, m->norm_offset);
+    return CT_OK;
+}
+
+static ct_status train_backward(ct_model *m, int first, const step *s, ct_error *err) {
+    ct_backend *be = m->be;
+    ct_train_state *ts = m->train;
+    int64_t N = (int64_t)s->B * s->T;
+    bool embed = m->adapters && m->adapters->embed;
+    zero(m, ts->dres, N * m->C);
+    be->rmsnorm_backward(be, ts->dres, NULL, ts->dhf, ts->x_top, m->final_norm, ts->rstd_f, N, m->C, m->norm_offset);
+    for (int l = m->L - 1; l >= first; l--) {
+        if (ts->ckpt)
+            CT_TRY(block_forward(m, l, &ts->blocks[l], block_output(ts, m, l), s, err));
+        block_backward(m, l, &ts->blocks[l], s, l > first || embed);
+    }
+    if (embed) {
+        if (m->embed_scale != 1.0f)
+            be->scale(be, ts->dres, m->embed_scale, N * m->C);
+        ct_adapter_embedding_backward(be, m->adapters->embed, &m->adapters->embed_cache, ts->dres, ts->ids, N);
+    }
+    return CT_OK;
+}
+
+ct_status ct_model_train_loss(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, bool grad,
+                              uint64_t dropout_seed, double *loss, int64_t *ntok, ct_error *err) {
+    *loss = 0;
+    *ntok = 0;
+    CT_TRY(check_trainable_arch(m, err));
+    if (B <= 0 || W < 2)
+        return ct_fail(err, CT_ERR_INVALID, "training: a batch needs rows and at least 2 tokens (got %d x %d)", B, W);
+    int T = W - 1;
+    int64_t N = (int64_t)B * T, count = 0;
+    for (int64_t i = 0; i < N; i++)
+        count += mask[i] != 0.0f;
+    int first = grad ? first_trainable_block(m) : m->L;
+    // Evaluation keeps nothing: it uses the layout of the last training call when there is one.
+    if (!grad && m->train && m->train->N >= N)
+        first = m->train->first;
+    CT_TRY(ensure_state(m, N, first, err));
+    if (count == 0)
+        return CT_OK;
+    step s = {.B = B, .T = T, .train = grad, .seed = dropout_seed};
+    CT_TRY(model_rope_upload(m, T, false, m->train->inv_freq, &s.rope_scaling, err));
+    CT_TRY(upload_batch(m, tokens, mask, B, W, err));
+    CT_TRY(train_forward(m, first, &s, err));
+    double sum = 0;
+    bool need_dh = first < m->L || (m->adapters && m->adapters->embed);
+    if (grad && need_dh)
+        zero(m, m->train->dhf, N * m->C);
+    CT_TRY(head_loss(m, mask, N, count, &s, need_dh, &sum, err));
+    if (grad && need_dh)
+        CT_TRY(train_backward(m, first, &s, err));
+    *loss = sum / (double)count;
+    *ntok = count;
+    return CT_OK;
+}
