@@ -10,6 +10,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 // Lists a .safetensors file's tensors (info_tensors.c); json: machine-readable.

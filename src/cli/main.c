@@ -15,6 +15,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model: architecture, sizes, dtypes, quantization, tokenizer"},
+    {"lora", cmd_lora, "fine-tune with LoRA, DoRA or full fine-tuning (mlx_lm.lora's flags and YAML)"},
     {"generate", cmd_generate, "generate text with a model (chat template, sampling, tokens/s)"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file"},
     {"evaluate", cmd_evaluate, "exact-match accuracy of greedy answers on held-out chat data"},
