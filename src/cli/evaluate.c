@@ -15,10 +15,12 @@
 #include "ctune/model.h"
 #include "ctune/sample.h"
 #include "ctune/tokenizer.h"
+#include "ctune/tuned_model.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune evaluate --model M --data FILE.jsonl [options]\n"
                "  --model M            model folder, .gguf file or Hugging Face id\n"
+               "  --adapter-path A     adapters to apply (mlx-lm or PEFT folder)\n"
                "  --data F             chat ({\"messages\"}) or completions ({\"prompt\", \"completion\"}) JSONL\n"
                "  --num-examples N     evaluate the first N records (default: all)\n"
                "  --max-tokens N       longest answer generated (default 128)\n"
@@ -27,7 +29,7 @@ static void usage(FILE *f) {
 }
 
 typedef struct eval_opts {
-    const char *model, *data;
+    const char *model, *adapter, *data;
     int num_examples, max_tokens, show;
     bool json;
 } eval_opts;
@@ -62,6 +64,8 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             o->model = v;
         else if (!strcmp(a, "--data"))
             o->data = v;
+        else if (!strcmp(a, "--adapter-path"))
+            o->adapter = v;
         else if (!strcmp(a, "--num-examples"))
             rc = parse_int(a, v, 1, &o->num_examples);
         else if (!strcmp(a, "--max-tokens"))
@@ -214,14 +218,18 @@ int cmd_evaluate(int argc, char **argv) {
         return cli_report(&err);
     ct_model m;
     ct_tokenizer *tok = NULL;
+    ct_tuned_model *adapters = NULL;
     ct_status st = ct_model_load(&m, path, be, &err);
     bool loaded = st == CT_OK;
+    if (st == CT_OK && o.adapter)
+        st = ct_model_apply_adapters(&m, o.adapter, &adapters, &err);
     if (st == CT_OK)
         st = ct_tokenizer_load(&tok, path, &err);
     if (st == CT_OK)
         st = run(&o, &m, tok, &err);
     if (tok)
         ct_tokenizer_free(tok);
+    ct_tuned_model_free(adapters);
     if (loaded)
         ct_model_free(&m);
     ct_backend_destroy(be);

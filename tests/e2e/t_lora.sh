@@ -40,3 +40,5 @@ expect_fail "lora: malformed JSONL names file:line" "train.jsonl:2" "$CTUNE" lor
 expect_fail "lora: --resume without checkpoint" "no checkpoint" "$CTUNE" lora $LARGS --train --resume --adapter-path "$TMP/lora-none"
 expect_fail "lora: batch larger than the dataset" "batch_size" "$CTUNE" lora $LARGS --train --batch-size 64 --adapter-path "$TMP/lora-big"
 expect_out "lora: --help lists flags" "--fine-tune-type" "$CTUNE" lora --help
+expect_out "evaluate: with trained adapters" "Exact match:" "$CTUNE" evaluate --model $CM --adapter-path "$TMP/lora-a" --data "$LD/test.jsonl" --max-tokens 4
+expect_out "generate: with trained adapters" "Generation:" "$CTUNE" generate --model $CM --adapter-path "$TMP/lora-a" --prompt "count 3" --max-tokens 4
