@@ -38,4 +38,11 @@ void ct_affine_dequantize_row(const uint32_t *wq_row, const void *scales_row, co
 void ct_affine_dequantize(const uint32_t *wq, const void *scales, const void *biases, ct_dtype sb,
                           int64_t rows, int64_t in, int bits, int group_size, float *out);
 
+// Gradients of the scales and biases (DWQ learns them): with w = s*q + b in
+// each group, ds[g] += sum over the group of dW*q and db[g] += sum of dW.
+// dw (rows, in) f32 is the gradient of the dequantized weight (a linear's
+// dweight); wq (rows, in*bits/32) -> dscales, dbiases (rows, in/g) f32, accumulated.
+void ct_affine_scale_bias_grad(const float *dw, const uint32_t *wq, int64_t rows, int64_t in, int bits,
+                               int group_size, float *dscales, float *dbiases);
+
 #endif
