@@ -32,7 +32,7 @@ TEST(affine_scale_bias_grad_matches_finite_differences) {
         double x[N * IN], c[N * ROWS];
         srand(7 + bits);
         for (int i = 0; i < ROWS * IN; i++)
-            w[i] = (float)rand() / RAND_MAX - 0.5f;
+            w[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
         for (int i = 0; i < N * IN; i++)
             x[i] = (double)rand() / RAND_MAX - 0.5;
         for (int i = 0; i < N * ROWS; i++)
