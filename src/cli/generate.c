@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "ctune/jinja.h"
+#include "ctune/chat.h"
 #include "ctune/log.h"
 #include "ctune/model.h"
 #include "ctune/tuned_model.h"
@@ -126,11 +126,10 @@ static ct_status parse_ids(const char *s, int32_t **ids, int *n, ct_error *err) 
 }
 
 // The chat template rendered with [system], user prompt and the generation prompt.
-static ct_status render_chat(const ct_tokenizer *tok, const char *tmpl, const gen_opts *o, char **out,
-                             ct_error *err) {
-    ct_jinja_template *t;
-    CT_TRY(ct_jinja_compile(&t, tmpl, strlen(tmpl), "chat_template", err));
-    cJSON *ctx = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(ctx, "messages");
+static ct_status render_chat(ct_tokenizer *tok, const gen_opts *o, char **out, ct_error *err) {
+    ct_chat chat;
+    CT_TRY(ct_chat_open(&chat, tok, NULL, err));
+    cJSON *msgs = cJSON_CreateArray();
     if (o->system) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", "system");
@@ -141,25 +140,19 @@ static ct_status render_chat(const ct_tokenizer *tok, const char *tmpl, const ge
     cJSON_AddStringToObject(m, "role", "user");
     cJSON_AddStringToObject(m, "content", o->prompt);
     cJSON_AddItemToArray(msgs, m);
-    cJSON_AddBoolToObject(ctx, "add_generation_prompt", 1);
-    const ct_tokenizer_specials *sp = ct_tokenizer_get_specials(tok);
-    if (sp->bos_token)
-        cJSON_AddStringToObject(ctx, "bos_token", sp->bos_token);
-    if (sp->eos_token)
-        cJSON_AddStringToObject(ctx, "eos_token", sp->eos_token);
-    ct_status st = ct_jinja_render(t, ctx, out, err);
-    cJSON_Delete(ctx);
-    ct_jinja_free(t);
+    ct_status st = ct_chat_render(&chat, msgs, NULL, true, out, err);
+    cJSON_Delete(msgs);
+    ct_chat_close(&chat);
     return st;
 }
 
 // Prompt text -> ids, as mlx_lm: the chat template when there is one; special
 // tokens (BOS) are added unless the rendered text already starts with BOS.
 static ct_status encode_prompt(ct_tokenizer *tok, const gen_opts *o, int32_t **ids, int *n, ct_error *err) {
-    const char *tmpl = o->ignore_template ? NULL : ct_tokenizer_chat_template(tok, NULL);
+    bool use_template = !o->ignore_template && ct_tokenizer_chat_template(tok, NULL);
     char *text = NULL;
-    if (tmpl)
-        CT_TRY(render_chat(tok, tmpl, o, &text, err));
+    if (use_template)
+        CT_TRY(render_chat(tok, o, &text, err));
     const char *p = text ? text : o->prompt;
     const ct_tokenizer_specials *sp = ct_tokenizer_get_specials(tok);
     bool add_special = !sp->bos_token || strncmp(p, sp->bos_token, strlen(sp->bos_token)) != 0;
