@@ -1,6 +1,7 @@
 // safetensors reading (mmap + validation), writing (atomic, Python-package
 // layout), and model weights (single file or sharded with an index).
 #include "ctune/safetensors.h"
+#include "ctune/utf8.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -33,49 +34,6 @@ static char *dup_str(const char *s) {
     if (d)
         memcpy(d, s, n);
     return d;
-}
-
-// Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid. *cp gets the code point.
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2, v = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, v = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return len;
-}
-
-// Offset of the first invalid UTF-8 byte, or n if all valid.
-static size_t utf8_invalid_at(const char *s, size_t n) {
-    size_t i = 0;
-    uint32_t cp;
-    while (i < n) {
-        size_t k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
-        if (!k)
-            return i;
-        i += k;
-    }
-    return n;
 }
 
 // A growable text buffer; on allocation failure it sets oom and stops growing.
@@ -129,7 +87,7 @@ static void sb_json_string(strbuf *b, const char *s, bool ascii_only) {
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         uint32_t cp;
-        size_t k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t k = ct_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (k == 0)
             k = 1, cp = 0xfffd;
         char esc[16];
@@ -363,7 +321,7 @@ static ct_status parse_file(ct_safetensors *st, ct_error *err) {
         return ct_fail(err, CT_ERR_FORMAT, "header length %" PRIu64 " runs past the end of the file (%zu bytes)", n,
                        size);
     const char *text = (const char *)b + 8;
-    size_t bad = utf8_invalid_at(text, n);
+    size_t bad = ct_utf8_invalid_at(text, n);
     if (bad < n)
         return ct_fail(err, CT_ERR_FORMAT, "header is not valid UTF-8 (byte %zu of the header)", bad);
     cJSON *root;
@@ -426,7 +384,7 @@ static int cmp_layout(const void *a, const void *b) {
 static ct_status check_view(const ct_tensor_view *t, int i, ct_error *err) {
     if (!t->name)
         return ct_fail(err, CT_ERR_INVALID, "tensor %d has no name", i);
-    if (utf8_invalid_at(t->name, strlen(t->name)) < strlen(t->name))
+    if (ct_utf8_invalid_at(t->name, strlen(t->name)) < strlen(t->name))
         return ct_fail(err, CT_ERR_INVALID, "tensor %d: name is not valid UTF-8", i);
     if (!strcmp(t->name, "__metadata__"))
         return ct_fail(err, CT_ERR_INVALID, "a tensor cannot be called \"__metadata__\"");
@@ -474,7 +432,7 @@ static ct_status check_meta(const char *const *kv, int n_meta, ct_error *err) {
     for (int i = 0; i < 2 * n_meta; i++) {
         if (!kv[i])
             return ct_fail(err, CT_ERR_INVALID, "metadata %s %d is NULL", i % 2 ? "value" : "key", i / 2);
-        if (utf8_invalid_at(kv[i], strlen(kv[i])) < strlen(kv[i]))
+        if (ct_utf8_invalid_at(kv[i], strlen(kv[i])) < strlen(kv[i]))
             return ct_fail(err, CT_ERR_INVALID, "metadata \"%s\" is not valid UTF-8", kv[i - i % 2]);
         if (i % 2 == 0)
             for (int j = 0; j < i; j += 2)

@@ -11,6 +11,7 @@
 #include "ctune/fs.h"
 #include "ctune/json.h"
 #include "ctune/log.h"
+#include "ctune/utf8.h"
 
 const char *ct_dataset_format_name(ct_dataset_format f) {
     return f == CT_DATA_TEXT ? "text" : f == CT_DATA_CHAT ? "chat" : "completions";
@@ -27,46 +28,6 @@ void ct_dataset_free(ct_dataset *ds) {
 }
 
 // ---------------------------------------------------------------------------
-// UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
-// Returns the offset of the first invalid byte, or len if all is valid.
-static size_t utf8_invalid_at(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return i;
-        }
-        if (i + n >= len)
-            return i; // truncated sequence
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += n + 1;
-    }
-    return len;
-}
-
 // ---------------------------------------------------------------------------
 // Records: format detection and normalisation.
 
@@ -315,7 +276,7 @@ ct_status ct_dataset_load_file(ct_dataset *ds, const char *path, const ct_featur
     size_t len;
     CT_TRY(ct_read_file(path, &text, &len, err));
     size_t skip = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0; // a UTF-8 byte order mark
-    size_t bad = utf8_invalid_at((const unsigned char *)text + skip, len - skip);
+    size_t bad = ct_utf8_invalid_at(text + skip, len - skip);
     if (bad < len - skip) {
         size_t line = 1;
         for (size_t i = skip; i < skip + bad; i++)

@@ -6,6 +6,7 @@
 #include "ctune/json.h"
 #include "ctune/progress.h"
 #include "ctune/strmap.h"
+#include "ctune/utf8.h"
 #include "harness.h"
 
 TEST(error_context_prefixes_message) {
@@ -154,4 +155,16 @@ TEST(progress_render_shows_counts_and_eta) {
     char d[32];
     CHECK_STREQ(ct_format_duration(3725, d, sizeof d), "1h02m05s");
     CHECK_STREQ(ct_format_duration(125, d, sizeof d), "2m05s");
+}
+
+TEST(utf8_validation) {
+    uint32_t cp;
+    CHECK_EQ(ct_utf8_decode((const unsigned char *)"\xe2\x82\xac", 3, &cp), 3);
+    CHECK_EQ(cp, 0x20ac);
+    CHECK_EQ(ct_utf8_decode((const unsigned char *)"\xc0\xaf", 2, &cp), 0);         // overlong
+    CHECK_EQ(ct_utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, &cp), 0);     // surrogate
+    CHECK_EQ(ct_utf8_decode((const unsigned char *)"\xf4\x90\x80\x80", 4, &cp), 0); // > U+10FFFF
+    CHECK_EQ(ct_utf8_decode((const unsigned char *)"\xe2\x82", 2, &cp), 0);         // truncated
+    CHECK_EQ(ct_utf8_invalid_at("ok \xf0\x9f\x98\x80 then \xff", 14), 13);
+    CHECK_EQ(ct_utf8_invalid_at("all good", 8), 8);
 }
