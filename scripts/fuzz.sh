@@ -26,8 +26,12 @@ seed() { # target, files...
 seed safetensors tests/fixtures/safetensors/*.safetensors tests/fixtures/safetensors/sharded/*.safetensors
 seed gguf tests/fixtures/gguf/*.gguf
 seed config tests/fixtures/config/*.json
+seed tokenizer tests/fixtures/tokenizer/*.json
+seed jinja tools/jinja_templates/*.jinja
+seed jsonl tests/fixtures/data/*/*.jsonl tests/fixtures/data/*.jsonl
+seed yaml tests/fixtures/data/*.yaml tests/fixtures/data/*/*.yaml
 status=0
-for t in ${FUZZ_TARGETS:-safetensors gguf config}; do
+for t in ${FUZZ_TARGETS:-safetensors gguf config tokenizer jinja jsonl yaml}; do
     clang $FLAGS -fsanitize=fuzzer "tests/fuzz/fuzz_$t.c" "${objs[@]}" $LIBS -o "$OUT/fuzz_$t"
     mkdir -p "$OUT/crashes/$t"
     echo "== fuzz_$t for ${SECONDS_EACH}s"
