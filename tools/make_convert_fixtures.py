@@ -96,7 +96,7 @@ def main():
             for s in ("weight", "scales", "biases"):
                 keep[f"{m}.{s}"] = weights[f"{m}.{s}"]
         if keep:
-            mx.save_safetensors(f"{OUT}/{name}.safetensors", keep)
+            mx.save_safetensors(f"{OUT}/{name}.safetensors", keep, metadata={"format": "mlx"})
         tensors = {}
         for k in sorted(weights):
             v = weights[k]
