@@ -380,7 +380,7 @@ ct_status ct_convert(const ct_convert_opts *o, ct_convert_stats *stats, ct_error
     }
     if (st == CT_OK) {
         ct_log_info("[INFO] Loading %s%s%s", o->model, j.dtype_set ? ", dtype " : "",
-                    j.dtype_set ? ct_dtype_name(j.dtype) : "");
+                    !j.dtype_set ? "" : j.dtype == CT_F16 ? "float16" : j.dtype == CT_BF16 ? "bfloat16" : "float32");
         st = j.is_gguf ? cv_gguf_tensors(&j, err) : folder_tensors(&j, err);
     }
     if (st == CT_OK)
