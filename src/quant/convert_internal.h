@@ -1,6 +1,6 @@
 // convert_internal.h: the state of one `ctune convert` run, shared by
-// convert.c (the job, folder sources), convert_gguf.c (GGUF sources) and
-// convert_write.c (the output folder).
+// convert.c (the job, folder sources), convert_gguf.c (GGUF tensors),
+// convert_tokenizer.c (GGUF tokenizers) and convert_write.c (the output folder).
 #ifndef CTUNE_CONVERT_INTERNAL_H
 #define CTUNE_CONVERT_INTERNAL_H
 
@@ -41,6 +41,10 @@ ct_status cv_emit_quantized(cv_job *j, const char *module, const int64_t *shape,
                          const ct_quant_spec *s, bool override, ct_error *err);
 // GGUF source: every tensor under its Hugging Face name, de-quantized (convert_gguf.c).
 ct_status cv_gguf_tensors(cv_job *j, ct_error *err);
+// A GGUF's tokenizer as tokenizer_config.json (+ tokenizer.json for byte-level BPE) in dir.
+ct_status cv_gguf_tokenizer(const cv_job *j, const char *dir, ct_error *err);
+// Writes doc as dir/file (atomic).
+ct_status cv_write_json(const char *dir, const char *file, const cJSON *doc, ct_error *err);
 // Writes the output folder atomically (convert_write.c).
 ct_status cv_write_folder(cv_job *j, ct_error *err);
 

@@ -19,7 +19,7 @@
 
 #define MAX_SHARD_BYTES ((size_t)5 << 30) // mlx-lm's MAX_FILE_SIZE_GB
 
-static ct_status write_json(const char *dir, const char *file, const cJSON *doc, ct_error *err) {
+ct_status cv_write_json(const char *dir, const char *file, const cJSON *doc, ct_error *err) {
     char path[4096];
     CT_TRY(ct_path_join(path, sizeof path, dir, file, err));
     char *text = cJSON_Print(doc);
@@ -95,7 +95,7 @@ static ct_status write_config(cv_job *j, const char *dir, ct_error *err) {
     if (st == CT_OK)
         st = sort_keys(c, err);
     if (st == CT_OK)
-        st = write_json(dir, "config.json", c, err);
+        st = cv_write_json(dir, "config.json", c, err);
     cJSON_Delete(c);
     return st;
 }
@@ -140,7 +140,7 @@ static ct_status write_index(cv_job *j, const char *dir, const int *shard_of, in
     }
     ct_status st = sort_keys(map, err);
     if (st == CT_OK)
-        st = write_json(dir, "model.safetensors.index.json", doc, err);
+        st = cv_write_json(dir, "model.safetensors.index.json", doc, err);
     cJSON_Delete(doc);
     return st;
 }
@@ -214,40 +214,6 @@ static ct_status copy_side_files(const cv_job *j, const char *dir, ct_error *err
     return st;
 }
 
-// A GGUF's embedded tokenizer, as far as convert carries it: the token strings
-// of BOS/EOS and the chat template in tokenizer_config.json. (No tokenizer.json:
-// see docs/QUANTIZATION.md.)
-static ct_status gguf_tokenizer_config(const cv_job *j, const char *dir, ct_error *err) {
-    const ct_gguf *g = &j->gguf;
-    cJSON *tc = cJSON_CreateObject();
-    if (!tc)
-        return ct_fail(err, CT_ERR_NOMEM, "tokenizer_config.json: out of memory");
-    const ct_gguf_kv *tokens = ct_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    static const char *const ids[][2] = {{"tokenizer.ggml.bos_token_id", "bos_token"},
-                                         {"tokenizer.ggml.eos_token_id", "eos_token"},
-                                         {"tokenizer.ggml.padding_token_id", "pad_token"},
-                                         {"tokenizer.ggml.unknown_token_id", "unk_token"}};
-    for (size_t i = 0; tokens && i < sizeof ids / sizeof ids[0]; i++) {
-        int64_t id;
-        const char *s;
-        if (ct_gguf_get_i64(g, ids[i][0], &id) && id >= 0 && ct_gguf_arr_str(tokens, (uint64_t)id, &s, NULL))
-            cJSON_AddStringToObject(tc, ids[i][1], s);
-    }
-    bool b;
-    if (ct_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b))
-        cJSON_AddBoolToObject(tc, "add_bos_token", b);
-    const char *tmpl;
-    if (ct_gguf_get_str(g, "tokenizer.chat_template", &tmpl, NULL))
-        cJSON_AddStringToObject(tc, "chat_template", tmpl);
-    ct_status st = cJSON_GetArraySize(tc) ? write_json(dir, "tokenizer_config.json", tc, err) : CT_OK;
-    cJSON_Delete(tc);
-    if (st == CT_OK && ct_gguf_find_kv(g, "tokenizer.ggml.tokens"))
-        ct_log_warn("%s: the GGUF's vocabulary is not written as tokenizer.json (only tokenizer_config.json with the "
-                    "chat template and special tokens); copy the original model's tokenizer.json into %s",
-                    j->o->model, j->o->mlx_path);
-    return st;
-}
-
 static ct_status write_model_card(const cv_job *j, const char *dir, ct_error *err) {
     char path[4096], text[5000];
     CT_TRY(ct_path_join(path, sizeof path, dir, "README.md", err));
@@ -294,7 +260,7 @@ ct_status cv_write_folder(cv_job *j, ct_error *err) {
     if (st == CT_OK)
         st = write_config(j, tmp, err);
     if (st == CT_OK)
-        st = j->is_gguf ? gguf_tokenizer_config(j, tmp, err) : copy_side_files(j, tmp, err);
+        st = j->is_gguf ? cv_gguf_tokenizer(j, tmp, err) : copy_side_files(j, tmp, err);
     if (st == CT_OK)
         st = write_model_card(j, tmp, err);
     if (st == CT_OK && rename(tmp, j->o->mlx_path) != 0)

@@ -20,3 +20,22 @@ if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null;
         check_mlx "SmolLM2 GGUF -> mixed_3_6 g128" "$SMOL" -q --q-group-size 128 --quant-predicate mixed_3_6 --dtype float32
     fi
 fi
+SMOL=${CTUNE_SMOLLM_GGUF:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+if [ -f "$SMOL" ]; then
+    # The tokenizer.json written from the GGUF vocab encodes as the GGUF tokenizer does.
+    "$CTUNE" convert --model "$SMOL" --mlx-path "$TMP/smol-q4" -q >/dev/null 2>&1
+    head -c 200000 "$ASSETS/text/wikitext-2-raw-test.txt" > "$TMP/wt200k.txt"
+    a=$("$CTUNE" tokenize --model "$SMOL" --file "$TMP/wt200k.txt" --json 2>/dev/null | md5sum)
+    b=$("$CTUNE" tokenize --model "$TMP/smol-q4" --file "$TMP/wt200k.txt" --json 2>/dev/null | md5sum)
+    expect_ok "convert: GGUF tokenizer -> tokenizer.json, same ids on 200 KB of WikiText" test "$a" = "$b"
+    if [ -x "$REF/bin/python" ]; then
+        expect_ok "convert: tokenizer.json from the GGUF = in HF tokenizers" "$REF/bin/python" -c "
+import json, subprocess, sys, tokenizers
+t = tokenizers.Tokenizer.from_file('$TMP/smol-q4/tokenizer.json')
+ours = json.loads(subprocess.run(['$CTUNE', 'tokenize', '--model', '$SMOL', '--file', '$TMP/wt200k.txt', '--json'],
+                  capture_output=True, text=True).stdout)['ids']
+sys.exit(t.encode(open('$TMP/wt200k.txt').read()).ids != ours)"
+    fi
+    expect_out "convert: 4-bit SmolLM2 folder runs in ctune perplexity" "Perplexity:" \
+        "$CTUNE" perplexity --model "$TMP/smol-q4" --data "$TMP/wt200k.txt" --sequence-length 128 --num-samples 2
+fi
