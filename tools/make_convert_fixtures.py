@@ -47,6 +47,8 @@ CASES = [
     ("mixed_3_4_g32", SRC, None, 32, "mixed_3_4", None, True, False),
     ("cast_bf16", SRC, None, None, None, "bfloat16", False, False),
     ("dequantize_q4_g32", QSRC, None, None, None, None, False, True),
+    ("dequantize_q4_g32_f16", QSRC, None, None, None, "float16", False, True),
+    ("dequantize_q4_g32_bf16", QSRC, None, None, None, "bfloat16", False, True),
 ]
 
 

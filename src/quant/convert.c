@@ -117,7 +117,7 @@ ct_status cv_emit_float(cv_job *j, const char *name, ct_dtype src_dt, int ndim, 
 }
 
 ct_status cv_emit_quantized(cv_job *j, const char *module, const int64_t *shape, float *w, ct_dtype dt,
-                         const ct_quant_spec *s, bool override, ct_error *err) {
+                           const ct_quant_spec *s, bool override, ct_error *err) {
     int64_t rows = shape[0], in = shape[1], words = ct_affine_row_words(in, s->bits), ng = in / s->group_size;
     uint32_t *wq = malloc(sizeof(uint32_t) * (size_t)(rows * words));
     void *sc = malloc(ct_dtype_size(dt) * (size_t)(rows * ng));
@@ -174,6 +174,32 @@ static bool is_packed_weight(const cv_job *j, const ct_tensor_view *t, char *mod
     return sibling(j, module, "scales") != NULL;
 }
 
+// mlx.core.dequantize with f16/bf16 scales computes in that type: each
+// product s*q and each sum with the bias is rounded (f32 arithmetic, then a
+// cast), so ŵ = round(round(s*q) + b). wq (rows, in*bits/32); s32, b32
+// (rows, in/g) already in dt's values; out (rows, in) f32 holding dt's values.
+// False if out of memory.
+static bool dequantize_half(const uint32_t *wq, const float *s32, const float *b32, ct_dtype dt, int64_t rows,
+                            int64_t in, int bits, int group, float *out) {
+    uint8_t *codes = malloc((size_t)in);
+    if (!codes)
+        return false;
+    int64_t words = ct_affine_row_words(in, bits), ng = in / group;
+    for (int64_t r = 0; r < rows; r++) {
+        ct_affine_unpack(wq + r * words, in, bits, codes);
+        float *o = out + r * in;
+        for (int64_t i = 0; i < in; i++) {
+            float p = s32[r * ng + i / group] * (float)codes[i];
+            round_to(&p, 1, dt);
+            float v = p + b32[r * ng + i / group];
+            round_to(&v, 1, dt);
+            o[i] = v;
+        }
+    }
+    free(codes);
+    return true;
+}
+
 static ct_status dequantize_module(cv_job *j, const char *module, const ct_tensor_view *wq, ct_error *err) {
     const ct_tensor_view *sc = sibling(j, module, "scales"), *bi = sibling(j, module, "biases");
     ct_quant_spec s = ct_model_config_quant_for(&j->cfg, module);
@@ -201,8 +227,15 @@ static ct_status dequantize_module(cv_job *j, const char *module, const ct_tenso
     void *data = NULL;
     if (scd && bid && packed && w) {
         memcpy(packed, wq->data, wq->nbytes); // the mapping may be unaligned
-        ct_affine_dequantize(packed, scd, bid, dt, rows, in, s.bits, s.group_size, w);
-        data = from_f32(w, (size_t)(rows * in), dt);
+        bool ok = true;
+        if (dt == CT_F32) {
+            ct_affine_dequantize(packed, scd, bid, dt, rows, in, s.bits, s.group_size, w);
+        } else {
+            round_to(s32, ns, dt);
+            round_to(b32, ns, dt);
+            ok = dequantize_half(packed, s32, b32, dt, rows, in, s.bits, s.group_size, w);
+        }
+        data = ok ? from_f32(w, (size_t)(rows * in), dt) : NULL;
     }
     free(s32), free(b32), free(scd), free(bid), free(packed), free(w);
     if (!data)

@@ -176,6 +176,8 @@ TEST(convert_mixed_4_6_default_group) { check_case("mixed_4_6_default"); }
 TEST(convert_mixed_3_4) { check_case("mixed_3_4_g32"); }
 TEST(convert_cast_bf16) { check_case("cast_bf16"); }
 TEST(convert_dequantize_mlx_q4) { check_case("dequantize_q4_g32"); }
+TEST(convert_dequantize_mlx_q4_to_f16) { check_case("dequantize_q4_g32_f16"); }
+TEST(convert_dequantize_mlx_q4_to_bf16) { check_case("dequantize_q4_g32_bf16"); }
 
 // The recipe rule on a 32-layer model (L/8 = 4, 7L/8 = 28): sensitive layers
 // are 0-3, 28-31 and 4 + 3k + 2 = 6, 9, 12, ...
