@@ -36,6 +36,21 @@ ours = json.loads(subprocess.run(['$CTUNE', 'tokenize', '--model', '$SMOL', '--f
                   capture_output=True, text=True).stdout)['ids']
 sys.exit(t.encode(open('$TMP/wt200k.txt').read()).ids != ours)"
     fi
+    if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null; then
+        # mlx_lm.convert itself on a real model: every tensor and config.json identical to ctune's.
+        "$CTUNE" convert --model "$SMOL" --mlx-path "$TMP/smol-f32" --dtype float32 >/dev/null 2>&1
+        "$CTUNE" convert --model "$TMP/smol-f32" --mlx-path "$TMP/smol-ct" -q --q-bits 3 --q-group-size 32 \
+            --quant-predicate mixed_3_6 --dtype float16 >/dev/null 2>&1
+        "$REF/bin/python" -m mlx_lm convert --model "$TMP/smol-f32" --mlx-path "$TMP/smol-mlx" -q --q-bits 3 \
+            --q-group-size 32 --quant-predicate mixed_3_6 --dtype float16 >/dev/null 2>&1
+        expect_ok "convert: SmolLM2 mixed_3_6 g32 f16 = mlx_lm.convert's (all tensors, config)" "$REF/bin/python" -c "
+import json, sys, mlx.core as mx
+a, b = mx.load('$TMP/smol-mlx/model.safetensors'), mx.load('$TMP/smol-ct/model.safetensors')
+same = a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and mx.array_equal(a[k], b[k]).item() for k in a)
+ca, cb = (json.load(open(f'{d}/config.json')) for d in ('$TMP/smol-mlx', '$TMP/smol-ct'))
+sys.exit(not (same and ca == cb))"
+        rm -rf "$TMP/smol-f32" "$TMP/smol-ct" "$TMP/smol-mlx"
+    fi
     expect_out "convert: 4-bit SmolLM2 folder runs in ctune perplexity" "Perplexity:" \
         "$CTUNE" perplexity --model "$TMP/smol-q4" --data "$TMP/wt200k.txt" --sequence-length 128 --num-samples 2
 fi
