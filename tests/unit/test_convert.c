@@ -12,6 +12,7 @@
 
 #include "ctune/convert.h"
 #include "ctune/fs.h"
+#include "ctune/gguf.h"
 #include "ctune/safetensors.h"
 #include "harness.h"
 
@@ -224,4 +225,131 @@ TEST(convert_errors_leave_no_output) {
     o.model = "tests/fixtures/models/llama_default";
     o.mlx_path = "tests/fixtures/models"; // exists
     CHECK_FAILS(ct_convert(&o, NULL, &err), &err, "already exists");
+}
+
+// GGUF name of an HF tensor of the llama fixture ("" if none); *heads > 0 for q/k.
+static void gguf_name_of(const char *hf, char *out, size_t n, int *heads) {
+    static const char *const map[][2] = {
+        {"self_attn.q_proj.weight", "attn_q.weight"}, {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.v_proj.weight", "attn_v.weight"}, {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},  {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"},  {"input_layernorm.weight", "attn_norm.weight"},
+        {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    };
+    int layer, used = 0;
+    *heads = 0;
+    out[0] = 0;
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        snprintf(out, n, "token_embd.weight");
+    else if (!strcmp(hf, "model.norm.weight"))
+        snprintf(out, n, "output_norm.weight");
+    else if (!strcmp(hf, "lm_head.weight"))
+        snprintf(out, n, "output.weight");
+    else if (sscanf(hf, "model.layers.%d.%n", &layer, &used) == 1 && used)
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcmp(hf + used, map[i][0])) {
+                snprintf(out, n, "blk.%d.%s", layer, map[i][1]);
+                *heads = i == 0 ? 4 : i == 1 ? 2 : 0;
+            }
+}
+
+// The llama fixture as llama.cpp's convert script would store it in F32:
+// GGUF names, q/k rows permuted (HF row h*D + j*D/2 + i -> h*D + 2i + j).
+static ct_status write_llama_gguf(const char *path, float **bufs, int *nbufs, ct_error *err) {
+    ct_weights w;
+    CT_TRY(ct_weights_open(&w, "tests/fixtures/models/llama_default", err));
+    ct_gguf_writer *g;
+    ct_status st = ct_gguf_writer_new(&g, err);
+    if (st != CT_OK) {
+        ct_weights_close(&w);
+        return st;
+    }
+    ct_gguf_writer_add_str(g, "general.architecture", "llama", err);
+    static const char *const ints[][2] = {{"llama.block_count", "2"},          {"llama.embedding_length", "32"},
+                                          {"llama.feed_forward_length", "64"}, {"llama.attention.head_count", "4"},
+                                          {"llama.attention.head_count_kv", "2"}, {"llama.context_length", "64"},
+                                          {"llama.vocab_size", "128"},         {"llama.attention.key_length", "8"}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        ct_gguf_writer_add_u32(g, ints[i][0], (uint32_t)atoi(ints[i][1]), err);
+    ct_gguf_writer_add_f32(g, "llama.rope.freq_base", 10000.0f, err);
+    ct_gguf_writer_add_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, err);
+    for (int t = 0; st == CT_OK && t < w.n; t++) {
+        const ct_tensor_view *v = &w.views[t];
+        char name[128];
+        int heads;
+        gguf_name_of(v->name, name, sizeof name, &heads);
+        int64_t rows = v->ndim == 2 ? v->shape[0] : 1, cols = v->shape[v->ndim - 1];
+        float *x = malloc(v->nbytes);
+        bufs[(*nbufs)++] = x;
+        int64_t D = heads ? rows / heads : 1;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t dst = heads ? (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2) : r;
+            memcpy(x + dst * cols, (const char *)v->data + sizeof(float) * (size_t)(r * cols),
+                   sizeof(float) * (size_t)cols);
+        }
+        int64_t ne[2] = {cols, rows};
+        st = name[0] ? ct_gguf_writer_add_tensor(g, name, CT_GGML_F32, (uint32_t)v->ndim, ne, x, err)
+                     : ct_fail(err, CT_ERR_INVALID, "no GGUF name for %s", v->name);
+    }
+    if (st == CT_OK)
+        st = ct_gguf_writer_write(g, path, err);
+    ct_gguf_writer_free(g);
+    ct_weights_close(&w);
+    return st;
+}
+
+static bool same_tensors(const char *dir_a, const char *dir_b) {
+    ct_weights a, b;
+    ct_error err;
+    if (ct_weights_open(&a, dir_a, &err) != CT_OK)
+        return false;
+    if (ct_weights_open(&b, dir_b, &err) != CT_OK) {
+        ct_weights_close(&a);
+        return false;
+    }
+    bool same = a.n == b.n;
+    for (int i = 0; same && i < a.n; i++) {
+        const ct_tensor_view *x = &a.views[i], *y = ct_weights_find(&b, x->name);
+        same = y && x->dtype == y->dtype && x->nbytes == y->nbytes && !memcmp(x->data, y->data, x->nbytes);
+    }
+    ct_weights_close(&a);
+    ct_weights_close(&b);
+    return same;
+}
+
+// A GGUF of the llama fixture converts back to exactly the HF tensors (names,
+// un-permuted q/k), and -q on it equals -q on the HF folder.
+TEST(convert_gguf_llama_names_and_unpermute) {
+    char gguf[1200], out[1200], ref[1300];
+    float *bufs[64];
+    int nbufs = 0;
+    ct_error err = {0};
+    snprintf(gguf, sizeof gguf, "%s/llama_default.gguf", ct_test_tmpdir());
+    ct_status st = write_llama_gguf(gguf, bufs, &nbufs, &err);
+    for (int i = 0; i < nbufs; i++)
+        free(bufs[i]);
+    CHECK_OK(st, &err);
+    snprintf(out, sizeof out, "%s/convert_gguf_f32", ct_test_tmpdir());
+    ct_convert_opts o = {.model = gguf, .mlx_path = out, .dtype = "float32"};
+    CHECK_OK(ct_convert(&o, NULL, &err), &err);
+    CHECK(same_tensors(out, "tests/fixtures/models/llama_default"));
+    snprintf(out, sizeof out, "%s/convert_gguf_q3", ct_test_tmpdir());
+    snprintf(ref, sizeof ref, "%s/convert_hf_q3", ct_test_tmpdir());
+    ct_convert_opts q = {.model = gguf, .mlx_path = out, .dtype = "float32", .quantize = true, .q_bits = 3,
+                         .q_group_size = 32};
+    CHECK_OK(ct_convert(&q, NULL, &err), &err);
+    q.model = "tests/fixtures/models/llama_default";
+    q.mlx_path = ref;
+    CHECK_OK(ct_convert(&q, NULL, &err), &err);
+    CHECK(same_tensors(out, ref));
+    snprintf(out, sizeof out, "%s/convert_gguf_default", ct_test_tmpdir());
+    ct_convert_opts d = {.model = gguf, .mlx_path = out}; // GGUF default dtype: float16
+    CHECK_OK(ct_convert(&d, NULL, &err), &err);
+    snprintf(ref, sizeof ref, "%s/config.json", out);
+    cJSON *cfg = load_json(ref);
+    CHECK(cfg != NULL);
+    const char *dt = str_or_null(cfg, "torch_dtype");
+    bool f16 = dt && !strcmp(dt, "float16");
+    cJSON_Delete(cfg);
+    CHECK(f16);
 }
