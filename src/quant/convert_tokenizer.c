@@ -1,0 +1,222 @@
+// convert_tokenizer.c: the tokenizer files of a GGUF source. Always a
+// tokenizer_config.json (special tokens, add_bos_token, chat template); for
+// byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") also a Hugging
+// Face tokenizer.json: vocab, merges, control tokens as special added tokens,
+// user-defined ones as added tokens, and the pre-tokenizer llama.cpp's "pre"
+// name stands for. The pre-type table duplicates src/tokenizer/tok_vocab.c
+// (which builds a ct_tokenizer from the same arrays); they should share one.
+// SentencePiece vocabularies ("llama") get no tokenizer.json (see
+// docs/QUANTIZATION.md).
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert_internal.h"
+#include "ctune/log.h"
+
+static const char *REGEX_LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                  "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *REGEX_QWEN2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                                 "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+static bool is_one_of(const char *s, const char *const *names) {
+    for (; *names; names++)
+        if (!strcmp(s, *names))
+            return true;
+    return false;
+}
+
+static cJSON *byte_level(bool use_regex) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "ByteLevel");
+    cJSON_AddBoolToObject(b, "add_prefix_space", false);
+    cJSON_AddBoolToObject(b, "trim_offsets", true);
+    cJSON_AddBoolToObject(b, "use_regex", use_regex);
+    return b;
+}
+
+// The pre_tokenizer of llama.cpp's pre-type name, or NULL if unknown.
+static cJSON *pre_tokenizer(const char *pre) {
+    static const char *const gpt2[] = {"default", "gpt-2", "gpt2", NULL};
+    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "smaug-bpe", NULL};
+    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", NULL};
+    if (!pre || is_one_of(pre, gpt2))
+        return byte_level(true);
+    cJSON *seq = cJSON_CreateObject();
+    cJSON_AddStringToObject(seq, "type", "Sequence");
+    cJSON *list = cJSON_AddArrayToObject(seq, "pretokenizers");
+    cJSON *first = cJSON_CreateObject();
+    cJSON_AddItemToArray(list, first);
+    if (!strcmp(pre, "smollm")) {
+        cJSON_AddStringToObject(first, "type", "Digits");
+        cJSON_AddBoolToObject(first, "individual_digits", true);
+        cJSON_AddItemToArray(list, byte_level(true));
+        return seq;
+    }
+    if (is_one_of(pre, llama3) || is_one_of(pre, qwen2)) {
+        cJSON_AddStringToObject(first, "type", "Split");
+        cJSON *pat = cJSON_AddObjectToObject(first, "pattern");
+        cJSON_AddStringToObject(pat, "Regex", is_one_of(pre, llama3) ? REGEX_LLAMA3 : REGEX_QWEN2);
+        cJSON_AddStringToObject(first, "behavior", "Isolated");
+        cJSON_AddBoolToObject(first, "invert", false);
+        cJSON_AddItemToArray(list, byte_level(false));
+        return seq;
+    }
+    cJSON_Delete(seq);
+    return NULL;
+}
+
+static cJSON *added_token(int64_t id, const char *content, bool special) {
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddNumberToObject(t, "id", (double)id);
+    cJSON_AddStringToObject(t, "content", content);
+    cJSON_AddBoolToObject(t, "single_word", false);
+    cJSON_AddBoolToObject(t, "lstrip", false);
+    cJSON_AddBoolToObject(t, "rstrip", false);
+    cJSON_AddBoolToObject(t, "normalized", !special);
+    cJSON_AddBoolToObject(t, "special", special);
+    return t;
+}
+
+// post_processor: BOS in front when the GGUF says add_bos_token.
+static cJSON *post_processor(const ct_gguf *g, const ct_gguf_kv *tokens) {
+    bool add_bos = false;
+    int64_t bos;
+    const char *s;
+    ct_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos);
+    if (!add_bos || !ct_gguf_get_i64(g, "tokenizer.ggml.bos_token_id", &bos) || bos < 0 ||
+        !ct_gguf_arr_str(tokens, (uint64_t)bos, &s, NULL))
+        return byte_level(true);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "TemplateProcessing");
+    cJSON *single = cJSON_AddArrayToObject(p, "single"), *pair = cJSON_AddArrayToObject(p, "pair");
+    const char *seqs[] = {"A", "B"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *dst = k ? pair : single;
+        for (int i = 0; i <= k; i++) {
+            cJSON *sp = cJSON_CreateObject(), *st = cJSON_CreateObject(), *sq = cJSON_CreateObject(),
+                  *seq = cJSON_CreateObject();
+            cJSON_AddStringToObject(st, "id", s);
+            cJSON_AddNumberToObject(st, "type_id", i);
+            cJSON_AddItemToObject(sp, "SpecialToken", st);
+            cJSON_AddStringToObject(seq, "id", seqs[i]);
+            cJSON_AddNumberToObject(seq, "type_id", i);
+            cJSON_AddItemToObject(sq, "Sequence", seq);
+            cJSON_AddItemToArray(dst, sp);
+            cJSON_AddItemToArray(dst, sq);
+        }
+    }
+    cJSON *specials = cJSON_AddObjectToObject(p, "special_tokens"), *e = cJSON_AddObjectToObject(specials, s);
+    cJSON_AddStringToObject(e, "id", s);
+    cJSON *ids = cJSON_AddArrayToObject(e, "ids");
+    cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)bos));
+    cJSON *toks = cJSON_AddArrayToObject(e, "tokens");
+    cJSON_AddItemToArray(toks, cJSON_CreateString(s));
+    return p;
+}
+
+static cJSON *bpe_model(const ct_gguf_kv *tokens, const ct_gguf_kv *merges) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "type", "BPE");
+    cJSON_AddNullToObject(m, "dropout");
+    cJSON_AddNullToObject(m, "unk_token");
+    cJSON_AddNullToObject(m, "continuing_subword_prefix");
+    cJSON_AddNullToObject(m, "end_of_word_suffix");
+    cJSON_AddBoolToObject(m, "fuse_unk", false);
+    cJSON_AddBoolToObject(m, "byte_fallback", false);
+    cJSON_AddBoolToObject(m, "ignore_merges", false);
+    cJSON *vocab = cJSON_AddObjectToObject(m, "vocab"), *list = cJSON_AddArrayToObject(m, "merges");
+    for (uint64_t i = 0; i < ct_gguf_arr_count(tokens); i++) {
+        const char *s;
+        if (ct_gguf_arr_str(tokens, i, &s, NULL))
+            cJSON_AddItemToObject(vocab, s, cJSON_CreateNumber((double)i));
+    }
+    for (uint64_t i = 0; merges && i < ct_gguf_arr_count(merges); i++) {
+        const char *s;
+        if (ct_gguf_arr_str(merges, i, &s, NULL))
+            cJSON_AddItemToArray(list, cJSON_CreateString(s));
+    }
+    return m;
+}
+
+// tokenizer.json for a "gpt2" GGUF vocab; *written false when the vocab is another kind.
+static ct_status write_tokenizer_json(const cv_job *j, const char *dir, bool *written, ct_error *err) {
+    const ct_gguf *g = &j->gguf;
+    const char *model = NULL, *pre = NULL;
+    const ct_gguf_kv *tokens = ct_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    const ct_gguf_kv *types = ct_gguf_find_kv(g, "tokenizer.ggml.token_type");
+    *written = false;
+    ct_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
+    ct_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL);
+    if (!tokens || ct_gguf_arr_type(tokens) != CT_GGUF_STRING || !model || strcmp(model, "gpt2"))
+        return CT_OK;
+    cJSON *pt = pre_tokenizer(pre);
+    if (!pt) {
+        ct_log_warn("%s: tokenizer.ggml.pre '%s' is not known to convert: no tokenizer.json written", j->o->model,
+                    pre);
+        return CT_OK;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "version", "1.0");
+    cJSON_AddNullToObject(doc, "truncation");
+    cJSON_AddNullToObject(doc, "padding");
+    cJSON *added = cJSON_AddArrayToObject(doc, "added_tokens");
+    for (uint64_t i = 0; types && i < ct_gguf_arr_count(types); i++) {
+        int64_t ty;
+        const char *s;
+        if (ct_gguf_arr_i64(types, i, &ty) && (ty == 3 || ty == 4) && ct_gguf_arr_str(tokens, i, &s, NULL))
+            cJSON_AddItemToArray(added, added_token((int64_t)i, s, ty == 3));
+    }
+    cJSON_AddNullToObject(doc, "normalizer");
+    cJSON_AddItemToObject(doc, "pre_tokenizer", pt);
+    cJSON_AddItemToObject(doc, "post_processor", post_processor(g, tokens));
+    cJSON_AddItemToObject(doc, "decoder", byte_level(true));
+    cJSON_AddItemToObject(doc, "model", bpe_model(tokens, ct_gguf_find_kv(g, "tokenizer.ggml.merges")));
+    char path[4096], *text = NULL;
+    ct_status st = ct_path_join(path, sizeof path, dir, "tokenizer.json", err);
+    if (st == CT_OK && !(text = cJSON_PrintUnformatted(doc)))
+        st = ct_fail(err, CT_ERR_NOMEM, "tokenizer.json: out of memory");
+    if (st == CT_OK)
+        st = ct_write_file_atomic(path, text, strlen(text), err);
+    cJSON_free(text);
+    cJSON_Delete(doc);
+    *written = st == CT_OK;
+    return st;
+}
+
+ct_status cv_gguf_tokenizer(const cv_job *j, const char *dir, ct_error *err) {
+    const ct_gguf *g = &j->gguf;
+    const ct_gguf_kv *tokens = ct_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!tokens || ct_gguf_arr_type(tokens) != CT_GGUF_STRING)
+        return CT_OK; // no embedded tokenizer
+    cJSON *tc = cJSON_CreateObject();
+    if (!tc)
+        return ct_fail(err, CT_ERR_NOMEM, "tokenizer_config.json: out of memory");
+    static const char *const ids[][2] = {{"tokenizer.ggml.bos_token_id", "bos_token"},
+                                         {"tokenizer.ggml.eos_token_id", "eos_token"},
+                                         {"tokenizer.ggml.padding_token_id", "pad_token"},
+                                         {"tokenizer.ggml.unknown_token_id", "unk_token"}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        int64_t id;
+        const char *s;
+        if (ct_gguf_get_i64(g, ids[i][0], &id) && id >= 0 && ct_gguf_arr_str(tokens, (uint64_t)id, &s, NULL))
+            cJSON_AddStringToObject(tc, ids[i][1], s);
+    }
+    bool b;
+    if (ct_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b))
+        cJSON_AddBoolToObject(tc, "add_bos_token", b);
+    const char *tmpl;
+    if (ct_gguf_get_str(g, "tokenizer.chat_template", &tmpl, NULL))
+        cJSON_AddStringToObject(tc, "chat_template", tmpl);
+    bool json;
+    ct_status st = write_tokenizer_json(j, dir, &json, err);
+    if (st == CT_OK && json)
+        cJSON_AddStringToObject(tc, "tokenizer_class", "PreTrainedTokenizerFast");
+    if (st == CT_OK)
+        st = cv_write_json(dir, "tokenizer_config.json", tc, err);
+    cJSON_Delete(tc);
+    if (st == CT_OK && !json)
+        ct_log_warn("%s: this GGUF vocabulary is not written as tokenizer.json (only tokenizer_config.json with the "
+                    "special tokens and chat template); copy the original model's tokenizer.json into %s",
+                    j->o->model, j->o->mlx_path);
+    return st;
+}
