@@ -379,6 +379,19 @@ TEST(st_good_minimal_file_opens) {
     CHECK_OK(open_bad("good.safetensors", -1, ONE_F32, 4, &err), &err);
 }
 
+// mx.save_safetensors (mlx-lm's adapters.safetensors) writes "__metadata__": null.
+TEST(st_null_metadata_is_no_metadata) {
+    ct_error err;
+    CHECK_OK(open_bad("nullmeta.safetensors", -1,
+                      "{\"__metadata__\":null,\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                      &err),
+             &err);
+    CHECK_FAILS(open_bad("listmeta.safetensors", -1,
+                         "{\"__metadata__\":[],\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                         4, &err),
+                &err, "__metadata__ must be an object");
+}
+
 TEST(st_bad_shorter_than_8_bytes) {
     ct_error err;
     ct_safetensors st;
