@@ -322,9 +322,8 @@ static ct_status add_tokenizer(gx_job *j, ct_error *err) {
     const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(model, "type"));
     ct_status st = CT_OK;
     if (!tok || !type || strcmp(type, "BPE") || !has_byte_level(cJSON_GetObjectItemCaseSensitive(tok, "pre_tokenizer")))
-        ct_log_warn("GGUF export: %s has no byte-level BPE tokenizer.json; the GGUF gets no tokenizer "
-                    "(llama.cpp needs one: export from a GGUF base, or add it with llama.cpp's tools)",
-                    j->o->model_dir);
+        ct_log_warn("GGUF export: the model has no byte-level BPE tokenizer.json; the GGUF gets no tokenizer "
+                    "(llama.cpp needs one: export from a GGUF base, or add it with llama.cpp's tools)");
     else
         st = tokenizer_from_json(j, tok, tcfg, err);
     cJSON_Delete(tok);

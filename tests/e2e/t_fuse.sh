@@ -11,7 +11,7 @@ head -4 "$FD/train.jsonl" > "$FD/valid.jsonl"
 FARGS="--model $CM --data $FD --batch-size 4 --learning-rate 1e-2 --iters 6 --seed 1 --train"
 "$CTUNE" lora $FARGS --adapter-path "$TMP/fuse-lora" >/dev/null 2>&1
 "$CTUNE" lora $FARGS --learning-rate 5e-2 --fine-tune-type dora --adapter-path "$TMP/fuse-dora" >/dev/null 2>&1
-gen() { "$CTUNE" generate --prompt "count 3" --max-tokens 8 "$@" 2>/dev/null | sed -n '2p'; }
+gen() { "$CTUNE" generate --prompt "count 3" --max-tokens 8 --print-ids "$@" 2>/dev/null | grep '^ids:'; }
 for kind in lora dora; do
     expect_out "fuse: $kind adapters" "Fused 14 modules" "$CTUNE" fuse --model $CM --adapter-path "$TMP/fuse-$kind" \
         --save-path "$TMP/fused-$kind"
