@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctune/backend.h"
 #include "ctune/config.h"
 #include "ctune/dtype.h"
 #include "ctune/error.h"
@@ -59,6 +60,17 @@ ct_quant_spec ct_rtn_module_spec(const ct_rtn_params *p, const char *module_path
 
 // ---- convert (src/quant/convert.c) ----
 
+// A module whose weight replaces the source's in the output (ctune fuse):
+// "<path>.weight" (and, for affine, ".scales" / ".biases") come from w, a host
+// weight that must stay valid until ct_convert returns. Dense w (rows, cols)
+// is stored as dtype (f32, f16, bf16); an affine w keeps its bits, group size
+// and scales type, and the config's quantization block is kept as it is.
+typedef struct ct_convert_module {
+    const char *path; // "model.layers.0.self_attn.q_proj"
+    ct_weight w;
+    ct_dtype dtype;   // dense only
+} ct_convert_module;
+
 typedef struct ct_convert_opts {
     const char *model;    // Hugging Face / MLX folder, or a .gguf file
     const char *mlx_path; // output folder; must not exist (as in mlx-lm)
@@ -69,6 +81,14 @@ typedef struct ct_convert_opts {
     ct_quant_recipe recipe;
     const char *dtype;    // "float16", "bfloat16", "float32" or NULL: config.json's torch_dtype
                           // if it is one of those, else each tensor keeps its own (GGUF: float16)
+    // ---- for ctune fuse (zero for convert)
+    bool keep_dtypes;     // folder sources: no torch_dtype default, each tensor keeps its own
+    const ct_convert_module *replace; // modules written from replace[i].w instead of the source
+    int n_replace;
+    // Called with the finished temporary folder before it is renamed into
+    // place (extra files: a GGUF export); an error removes the folder.
+    ct_status (*finish)(void *ctx, const char *tmp_dir, ct_error *err);
+    void *finish_ctx;
 } ct_convert_opts;
 
 typedef struct ct_convert_stats {

@@ -153,6 +153,41 @@ ct_status cv_emit_quantized(cv_job *j, const char *module, const int64_t *shape,
     return CT_OK;
 }
 
+// ---- replaced modules (ctune fuse) ----
+
+const ct_convert_module *cv_replacement(const cv_job *j, const char *module) {
+    for (int i = 0; i < j->o->n_replace; i++)
+        if (!strcmp(j->o->replace[i].path, module))
+            return &j->o->replace[i];
+    return NULL;
+}
+
+ct_status cv_emit_replacement(cv_job *j, const ct_convert_module *r, ct_error *err) {
+    const ct_weight *w = &r->w;
+    char name[300];
+    snprintf(name, sizeof name, "%s.weight", r->path);
+    int64_t shape[2] = {w->rows, w->cols};
+    if (w->bits == 0) {
+        float *f = malloc(sizeof(float) * (size_t)(w->rows * w->cols));
+        if (!f)
+            return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", name);
+        ct_convert_to_f32(f, w->data, w->dtype, (size_t)(w->rows * w->cols));
+        bool saved = j->dtype_set;
+        ct_dtype dt = j->dtype;
+        j->dtype_set = true, j->dtype = r->dtype; // the replacement's own type
+        ct_status st = cv_emit_float(j, name, r->dtype, 2, shape, f, err);
+        j->dtype_set = saved, j->dtype = dt;
+        return st;
+    }
+    int64_t words = ct_affine_row_words(w->cols, w->bits), ng = w->cols / w->group_size;
+    int64_t wshape[2] = {w->rows, words}, sshape[2] = {w->rows, ng};
+    CT_TRY(out_add_p(j, name, CT_U32, 2, wshape, (void *)w->data, false, w->rows * w->cols, err));
+    snprintf(name, sizeof name, "%s.scales", r->path);
+    CT_TRY(out_add_p(j, name, w->dtype, 2, sshape, (void *)w->scales, false, 0, err));
+    snprintf(name, sizeof name, "%s.biases", r->path);
+    return out_add_p(j, name, w->dtype, 2, sshape, (void *)w->biases, false, 0, err);
+}
+
 // ---- folder (Hugging Face or MLX) sources ----
 
 static bool has_suffix(const char *s, const char *suffix) {
@@ -253,6 +288,13 @@ static ct_status folder_tensor(cv_job *j, const ct_tensor_view *t, ct_error *err
         return CT_OK; // dropped by mlx-lm's sanitize
     if (j->cfg.tie_word_embeddings && !strcmp(t->name, "lm_head.weight"))
         return CT_OK;
+    const char *dot = strrchr(t->name, '.');
+    if (j->o->n_replace && dot && (!strcmp(dot, ".weight") || !strcmp(dot, ".scales") || !strcmp(dot, ".biases"))) {
+        snprintf(module, sizeof module, "%.*s", (int)(dot - t->name), t->name);
+        const ct_convert_module *r = cv_replacement(j, module);
+        if (r)
+            return strcmp(dot, ".weight") ? CT_OK : cv_emit_replacement(j, r, err);
+    }
     if (is_packed_weight(j, t, module, sizeof module)) {
         if (j->o->quantize)
             return ct_fail(err, CT_ERR_UNSUPPORTED,
@@ -338,7 +380,7 @@ ct_status cv_parse_dtype(const char *name, ct_dtype *out, ct_error *err) {
 // The default dtype, as mlx_lm.convert picks it: config.json's torch_dtype,
 // else text_config.dtype, if one of the three names; GGUF: float16.
 static void default_dtype(cv_job *j) {
-    if (j->dtype_set)
+    if (j->dtype_set || (j->o->keep_dtypes && !j->is_gguf))
         return;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(j->config, "torch_dtype");
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(j->config, "text_config");

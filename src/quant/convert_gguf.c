@@ -55,6 +55,27 @@ static bool hf_name(const cv_job *j, const char *name, bool llama, char *out, si
     return false;
 }
 
+bool cv_gguf_name(const char *hf, char *out, size_t n) {
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        return snprintf(out, n, "token_embd.weight") > 0;
+    if (!strcmp(hf, "model.norm.weight"))
+        return snprintf(out, n, "output_norm.weight") > 0;
+    if (!strcmp(hf, "lm_head.weight"))
+        return snprintf(out, n, "output.weight") > 0;
+    int layer, used = 0;
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &used) != 1 || used == 0)
+        return false;
+    const char *rest = hf + used, *dot = strrchr(rest, '.');
+    if (!dot || (strcmp(dot, ".weight") && strcmp(dot, ".bias")))
+        return false;
+    for (size_t i = 0; i < sizeof LAYER_NAMES / sizeof LAYER_NAMES[0]; i++) {
+        size_t k = strlen(LAYER_NAMES[i].hf);
+        if ((size_t)(dot - rest) == k && !strncmp(rest, LAYER_NAMES[i].hf, k))
+            return snprintf(out, n, "blk.%d.%s%s", layer, LAYER_NAMES[i].gguf, dot) < (int)n;
+    }
+    return false;
+}
+
 // Rows of w (rows, cols) back to the HF order: llama.cpp stores HF row
 // h*D + j*D/2 + i (j in {0, 1}) at h*D + 2i + j.
 static ct_status unpermute(const char *name, float *w, int64_t rows, int64_t cols, int heads, ct_error *err) {
@@ -85,6 +106,14 @@ static ct_status gguf_tensor(cv_job *j, const ct_gguf_tensor *t, bool llama, ct_
     if (!hf_name(j, t->name, llama, name, sizeof name, &heads))
         return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: tensor %s has no Hugging Face name known to convert",
                        j->o->model, t->name);
+    size_t k = strlen(name) - strlen(".weight"); // names here end in .weight or .bias (hf_name)
+    if (k < strlen(name) && !strcmp(name + k, ".weight")) {
+        char module[256];
+        snprintf(module, sizeof module, "%.*s", (int)k, name);
+        const ct_convert_module *r = cv_replacement(j, module);
+        if (r)
+            return cv_emit_replacement(j, r, err);
+    }
     if (t->ndim > 2)
         return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: tensor %s has %u dimensions", j->o->model, t->name, t->ndim);
     int64_t shape[2] = {t->ndim == 2 ? t->ne[1] : t->ne[0], t->ne[0]};

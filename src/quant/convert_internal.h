@@ -39,8 +39,17 @@ ct_status cv_emit_float(cv_job *j, const char *name, ct_dtype src_dt, int ndim, 
                         ct_error *err);
 ct_status cv_emit_quantized(cv_job *j, const char *module, const int64_t *shape, float *w, ct_dtype dt,
                          const ct_quant_spec *s, bool override, ct_error *err);
+// The replacement of a module (opts.replace), or NULL; emits its tensors.
+const ct_convert_module *cv_replacement(const cv_job *j, const char *module);
+ct_status cv_emit_replacement(cv_job *j, const ct_convert_module *r, ct_error *err);
 // GGUF source: every tensor under its Hugging Face name, de-quantized (convert_gguf.c).
 ct_status cv_gguf_tensors(cv_job *j, ct_error *err);
+// llama.cpp's name of a Hugging Face tensor name ("model.layers.3.mlp.up_proj.weight"
+// -> "blk.3.ffn_up.weight") into out (size n); false if it has none.
+bool cv_gguf_name(const char *hf, char *out, size_t n);
+// llama.cpp's tokenizer.ggml.pre name of a tokenizer.json pre_tokenizer (one
+// convert writes for that name), else "default" (with a warning).
+const char *cv_gguf_pre_name(const cJSON *pre_tokenizer);
 // A GGUF's tokenizer as tokenizer_config.json (+ tokenizer.json for byte-level BPE) in dir.
 ct_status cv_gguf_tokenizer(const cv_job *j, const char *dir, ct_error *err);
 // Writes doc as dir/file (atomic).

@@ -65,6 +65,19 @@ static cJSON *pre_tokenizer(const char *pre) {
     return NULL;
 }
 
+const char *cv_gguf_pre_name(const cJSON *pre_tok) {
+    static const char *const names[] = {"gpt2", "smollm", "llama-bpe", "qwen2"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cJSON *p = pre_tokenizer(names[i]);
+        bool same = p && pre_tok && cJSON_Compare(p, pre_tok, true);
+        cJSON_Delete(p);
+        if (same)
+            return names[i];
+    }
+    ct_log_warn("tokenizer.json: a pre_tokenizer llama.cpp has no name known to ctune for; writing \"default\"");
+    return "default";
+}
+
 static cJSON *added_token(int64_t id, const char *content, bool special) {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddNumberToObject(t, "id", (double)id);

@@ -263,6 +263,8 @@ ct_status cv_write_folder(cv_job *j, ct_error *err) {
         st = j->is_gguf ? cv_gguf_tokenizer(j, tmp, err) : copy_side_files(j, tmp, err);
     if (st == CT_OK)
         st = write_model_card(j, tmp, err);
+    if (st == CT_OK && j->o->finish)
+        st = j->o->finish(j->o->finish_ctx, tmp, err);
     if (st == CT_OK && rename(tmp, j->o->mlx_path) != 0)
         st = ct_fail(err, CT_ERR_IO, "%s: cannot move the finished folder into place: %s", j->o->mlx_path,
                      strerror(errno));
