@@ -63,6 +63,7 @@ static const ct_backend cpu_table = {
 };
 
 ct_status ct_backend_cpu_create(ct_backend **out, ct_error *err) {
+    openblas_set_num_threads(1); // the threading policy of cpu_ops.h: OpenMP threads only
     *out = malloc(sizeof **out);
     if (!*out)
         return ct_fail(err, CT_ERR_NOMEM, "cpu backend: out of memory");
