@@ -13,10 +13,11 @@
 #include "cpu_ops.h"
 #include "ctune/affine_quant.h"
 
-// ROW_BLOCK: rows of W converted per block (128 x 4096 floats = 2 MiB).
+// ROW_BLOCK: rows of W converted per block (64 x 4096 floats = 1 MiB).
+// MATVEC_CHUNK: rows of W per task of the few-rows product.
 // SMALL_N: up to this many input rows the fused few-rows path wins (measured
 // on SmolLM2's 576 x 1536 layers: 8 rows fused 0.35 ms vs 0.5 ms blocked).
-enum { ROW_BLOCK = 128, SMALL_N = CT_CPU_QDOT_MAX_N, SPLIT_ALIGN = 16 };
+enum { ROW_BLOCK = 64, MATVEC_CHUNK = 64, SMALL_N = CT_CPU_QDOT_MAX_N, SPLIT_ALIGN = 16 };
 // Products below this many multiply-adds run on one thread.
 static const double SGEMM_SPLIT_MIN = 1 << 18;
 
@@ -98,14 +99,16 @@ static void add_bias(float *out, const float *bias, int64_t N, int64_t O) {
             out[n * O + o] += bias[o];
 }
 
-// Few input rows, affine weight: one fused pass over W.
+// Few input rows, affine weight: one fused pass over W, in chunks of rows
+// handed out dynamically (the machine may be shared: a static split waits for
+// the slowest thread).
 static void linear_forward_affine_rows(float *out, const float *inp, const ct_weight *w, int64_t N) {
     float *scratch = malloc(sizeof(float) * ct_cpu_affine_scratch_floats(w, N));
     ct_cpu_affine_prepare(w, inp, N, scratch);
-#pragma omp parallel
-    {
-        int64_t lo, hi;
-        thread_range(w->rows, omp_get_thread_num(), omp_get_num_threads(), SPLIT_ALIGN, &lo, &hi);
+    int64_t chunks = (w->rows + MATVEC_CHUNK - 1) / MATVEC_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t lo = c * MATVEC_CHUNK, hi = lo + MATVEC_CHUNK < w->rows ? lo + MATVEC_CHUNK : w->rows;
         ct_cpu_affine_matvec(w, scratch, N, lo, hi, out);
     }
     free(scratch);
@@ -133,17 +136,16 @@ static void linear_forward_dense_rows(float *out, const float *inp, const ct_wei
     }
 }
 
-// Many input rows, non-f32 weight: each thread converts blocks of its share
-// of W's rows and multiplies them with a single-threaded sgemm.
+// Many input rows, non-f32 weight: threads take blocks of W's rows
+// dynamically, convert them and multiply them with a single-threaded sgemm.
 static void linear_forward_blocks(float *out, const float *inp, const ct_weight *w, int64_t N) {
-    int64_t O = w->rows, In = w->cols;
+    int64_t O = w->rows, In = w->cols, nblocks = (O + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel
     {
-        int64_t lo, hi;
-        thread_range(O, omp_get_thread_num(), omp_get_num_threads(), SPLIT_ALIGN, &lo, &hi);
-        float *blk = hi > lo ? malloc(sizeof(float) * (size_t)(ROW_BLOCK * In)) : NULL;
-        for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
-            int64_t nr = hi - r0 < ROW_BLOCK ? hi - r0 : ROW_BLOCK;
+        float *blk = malloc(sizeof(float) * (size_t)(ROW_BLOCK * In));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t bi = 0; bi < nblocks; bi++) {
+            int64_t r0 = bi * ROW_BLOCK, nr = O - r0 < ROW_BLOCK ? O - r0 : ROW_BLOCK;
             ct_cpu_weight_rows(w, r0, nr, blk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)nr, (int)In, 1.0f, inp, (int)In, blk,
                         (int)In, 0.0f, out + r0, (int)O);
