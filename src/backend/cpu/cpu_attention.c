@@ -100,7 +100,8 @@ void ct_cpu_attention_forward(ct_backend *be, float *out, float *lse, const floa
     }
     int B = p->B, T = p->T, H = p->H, D = p->D, G = p->H / p->KVH;
     int kvs = p->KVH * D; // stride between key rows
-#pragma omp parallel
+    int64_t work = (int64_t)B * H * T * (p->pos_offset + T) * D; // multiply-adds of the scores
+#pragma omp parallel if (work >= 4 * CT_CPU_PAR_MIN)
     {
         float *s = malloc(sizeof(float) * (size_t)(p->pos_offset + T));
 #pragma omp for collapse(3) schedule(dynamic, 8)

@@ -74,7 +74,7 @@ void ct_cpu_weight_rows(const ct_weight *w, int64_t r0, int64_t n, float *dst) {
 // ids (n), w (V, C) -> out (n, C)
 void ct_cpu_embedding_forward(ct_backend *be, float *out, const int32_t *ids, const ct_weight *w, int64_t n) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * w->cols >= CT_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         convert_row(w, ids[i], out + i * w->cols);
 }
@@ -93,7 +93,7 @@ void ct_cpu_embedding_backward(ct_backend *be, float *dw, const float *dout, con
 static void add_bias(float *out, const float *bias, int64_t N, int64_t O) {
     if (!bias)
         return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * O >= CT_CPU_PAR_MIN)
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < O; o++)
             out[n * O + o] += bias[o];

@@ -25,6 +25,11 @@
 void ct_cpu_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
 
+// Elementwise work below this many elements runs on the calling thread: a
+// parallel region costs more than it saves there (decoding has hundreds of
+// such small ops per token).
+#define CT_CPU_PAR_MIN 32768
+
 // Converts rows [r0, r0+n) of w to f32: dst (n, w.cols).
 void ct_cpu_weight_rows(const ct_weight *w, int64_t r0, int64_t n, float *dst);
 
