@@ -8,7 +8,7 @@
 void ct_cpu_rmsnorm_forward(ct_backend *be, float *out, float *rstd, const float *inp, const float *weight, int64_t N,
                             int C, float eps, float w_offset) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= CT_CPU_PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float ss = 0.0f;
@@ -71,7 +71,7 @@ static float act_grad(float g, ct_glu_act act) {
 // gate (n), up (n) -> out (n)
 void ct_cpu_glu_forward(ct_backend *be, float *out, const float *gate, const float *up, int64_t n, ct_glu_act act) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CT_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         out[i] = act_fwd(gate[i], act) * up[i];
 }
@@ -90,14 +90,14 @@ void ct_cpu_glu_backward(ct_backend *be, float *dgate, float *dup, const float *
 
 void ct_cpu_add(ct_backend *be, float *out, const float *a, const float *b, int64_t n) {
     (void)be;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= CT_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
 
 void ct_cpu_scale(ct_backend *be, float *x, float s, int64_t n) {
     (void)be;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= CT_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         x[i] *= s;
 }

@@ -12,8 +12,39 @@
 #pragma clang diagnostic ignored "-Wpass-failed"
 #endif
 
+#include <cblas.h>
+
+// Threading policy: OpenMP threads only. OpenBLAS is set to one thread when
+// the backend is created, and products that are worth splitting are split
+// across the OpenMP threads by ct_cpu_sgemm, each calling sgemm on its part
+// (two thread pools on the same cores made the products erratic and slow).
+
+// C (M, N) = alpha op(A) op(B) + beta C (row-major, cblas argument order),
+// the columns (or rows, whichever is longer) of C split across OpenMP threads.
+// Call it outside parallel regions.
+void ct_cpu_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+
+// Elementwise work below this many elements runs on the calling thread: a
+// parallel region costs more than it saves there (decoding has hundreds of
+// such small ops per token).
+#define CT_CPU_PAR_MIN 32768
+
 // Converts rows [r0, r0+n) of w to f32: dst (n, w.cols).
 void ct_cpu_weight_rows(const ct_weight *w, int64_t r0, int64_t n, float *dst);
+
+// ---- MLX affine kernels (cpu_affine.c)
+enum { CT_CPU_QDOT_MAX_N = 8 }; // input rows per fused product
+// 0 when the environment sets CTUNE_CPU_NO_SIMD (tests run the portable kernels that way).
+int ct_cpu_simd_enabled(void);
+// Floats of scratch for ct_cpu_affine_prepare with N input rows.
+size_t ct_cpu_affine_scratch_floats(const ct_weight *w, int64_t N);
+// inp (N, w.cols), N <= CT_CPU_QDOT_MAX_N -> scratch (the input as the fused kernel reads it, and group sums)
+void ct_cpu_affine_prepare(const ct_weight *w, const float *inp, int64_t N, float *scratch);
+// out (N, w.rows) columns [o0, o1) = inp . deq(W)^T, fused (no dequantized row is written)
+void ct_cpu_affine_matvec(const ct_weight *w, const float *scratch, int64_t N, int64_t o0, int64_t o1, float *out);
+// rows [r0, r0+n) of deq(W) -> dst (n, w.cols)
+void ct_cpu_affine_rows(const ct_weight *w, int64_t r0, int64_t n, float *dst);
 
 void ct_cpu_embedding_forward(ct_backend *be, float *out, const int32_t *ids, const ct_weight *w, int64_t n);
 void ct_cpu_embedding_backward(ct_backend *be, float *dw, const float *dout, const int32_t *ids, int64_t n, int C);

@@ -23,7 +23,7 @@ static void rope_apply(float *out, const float *x, const float *inv_freq, float 
     float *cs = malloc(sizeof(float) * (size_t)(2 * T * half + 1));
     float *sn = cs + T * half;
     rope_tables(cs, sn, inv_freq, scaling, T, half, pos_offset);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * T * H * D >= CT_CPU_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *c = cs + t * half, *s = sn + t * half;
