@@ -202,7 +202,7 @@ TEST(train_adam_steps_reduce_loss) {
         st = r.tg.loss(r.tg.ctx, &r.b, true, (uint64_t)it, &last, &ntok, &err);
         if (it == 0)
             first = last;
-        ct_optimizer_update(&opt, 1e-2f, r.tg.params);
+        ct_optimizer_update(&opt, 3e-3f, r.tg.params); // 1e-2 oscillates: chaotic, compiler-dependent
     }
     ct_optimizer_free(&opt);
     run_close(&r);
