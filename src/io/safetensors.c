@@ -177,6 +177,8 @@ void ct_safetensors_close(ct_safetensors *st) {
 }
 
 static ct_status parse_metadata(ct_safetensors *st, const cJSON *obj, ct_error *err) {
+    if (cJSON_IsNull(obj)) // mlx writes "__metadata__": null when there is none
+        return CT_OK;
     if (!cJSON_IsObject(obj))
         return ct_fail(err, CT_ERR_FORMAT, "__metadata__ must be an object of strings, got %s", ct_json_type_name(obj));
     int n = cJSON_GetArraySize(obj);
