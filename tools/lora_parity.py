@@ -151,7 +151,10 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--json", help="write the per-step losses here")
     args = ap.parse_args()
-    cases = [("chat_model", CHAT_MODEL, 4, 48, 1e-3, -1)]
+    # lr 3e-4: at 1e-3 the tiny model's LoRA run is chaotic (mlx-lm against itself with the
+    # initial adapters perturbed by 1e-7 relative differs by 1.3e-3 after 20 steps), which
+    # would test float rounding, not ctune.
+    cases = [("chat_model", CHAT_MODEL, 4, 48, 3e-4, -1)]
     if args.smollm2:
         cases.append(("SmolLM2-135M", smollm2_hf(SMOLLM2_GGUF, args.smollm2_hf), 2, 64, 1e-4, 4))
     work = tempfile.mkdtemp(prefix="ctune-parity-")
