@@ -2,10 +2,12 @@
 #include "ctune/trainer.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctune/fs.h"
 #include "ctune/json.h"
@@ -73,6 +75,25 @@ int64_t ct_train_latest_checkpoint(const char *dir) {
     }
     ct_hub_free_list(files, n);
     return best;
+}
+
+// A writer killed mid-write leaves NAME.tmp.PID behind (ct_atomic_begin).
+// Removes those of processes that no longer exist; nothing reads them.
+static void remove_stale_temps(const char *dir) {
+    char **files;
+    size_t n;
+    if (ct_hub_list_dir(dir, &files, &n, NULL) != CT_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *t = strstr(files[i], ".tmp.");
+        char *end, path[4096];
+        long pid = t ? strtol(t + 5, &end, 10) : 0;
+        if (pid <= 0 || *end || kill((pid_t)pid, 0) == 0 || errno != ESRCH) // alive, or not ours to judge
+            continue;
+        if (ct_path_join(path, sizeof path, dir, files[i], NULL) == CT_OK)
+            unlink(path);
+    }
+    ct_hub_free_list(files, n);
 }
 
 // ---- checkpoint state
@@ -358,6 +379,7 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
     }
     train_state s = {0};
     zero_grads(t);
+    remove_stale_temps(opt->adapter_path);
     if (opt->resume) {
         int64_t n = ct_train_latest_checkpoint(opt->adapter_path);
         char path[4096];
@@ -384,6 +406,10 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
     ct_progress bar;
     ct_progress_begin(&bar, "train", opt->iters);
     ct_progress_update(&bar, s.iteration);
+    // Resumed from the last iteration's checkpoint (killed before it wrote
+    // adapters.safetensors): write it now.
+    if (st == CT_OK && s.iteration >= opt->iters)
+        st = checkpoint(t, &o, opt, &s, false, err);
     for (int64_t it = s.iteration + 1; st == CT_OK && it <= opt->iters; it++) {
         if (have_valid && (it == 1 || it % opt->steps_per_eval == 0 || it == opt->iters)) {
             if ((st = validate(t, valid, opt, it, res, err)) != CT_OK)

@@ -20,6 +20,15 @@ grep -q '"fine_tune_type": "lora"' "$TMP/lora-a/adapter_config.json" && _record 
 expect_out "lora: --resume continues" "Iter 10: Train loss" "$CTUNE" lora $LARGS --train --iters 10 --resume --adapter-path "$TMP/lora-r"
 cmp -s "$TMP/lora-a/adapters.safetensors" "$TMP/lora-r/adapters.safetensors" && _record 1 "lora: resumed adapters identical to uninterrupted" \
     || _record 0 "lora: resumed adapters identical to uninterrupted" "adapters differ"
+# Killed after the last checkpoint but before adapters.safetensors, leaving a dead writer's temp file:
+# --resume rewrites adapters.safetensors and removes the temp file.
+cp "$TMP/lora-r/0000005_adapters.safetensors" "$TMP/lora-r/adapters.safetensors"
+: > "$TMP/lora-r/0000010_state.safetensors.tmp.999999999"
+"$CTUNE" lora $LARGS --train --iters 10 --resume --adapter-path "$TMP/lora-r" >/dev/null 2>&1
+cmp -s "$TMP/lora-a/adapters.safetensors" "$TMP/lora-r/adapters.safetensors" && _record 1 "lora: --resume at the end rewrites adapters" \
+    || _record 0 "lora: --resume at the end rewrites adapters" "adapters differ"
+[ ! -e "$TMP/lora-r/0000010_state.safetensors.tmp.999999999" ] && _record 1 "lora: stale temp files removed" \
+    || _record 0 "lora: stale temp files removed" "$(ls "$TMP/lora-r")"
 expect_out "lora: --test with trained adapters" "Test loss " "$CTUNE" lora $LARGS --test --adapter-path "$TMP/lora-a"
 printf 'lora_parameters:\n  rank: 4\n  alpha: 8\niters: 2\n' > "$TMP/lora.yaml"
 expect_out "lora: YAML config with alpha" "Trainable parameters: " "$CTUNE" lora $LARGS --train -c "$TMP/lora.yaml" --adapter-path "$TMP/lora-y"
