@@ -594,13 +594,6 @@ TEST(st_bad_metadata_not_object) {
                 "__metadata__ must be an object of strings, got a string");
 }
 
-TEST(st_null_metadata_is_no_metadata) { // as mlx's save_safetensors writes it
-    ct_error err;
-    CHECK_OK(open_bad("metanull.safetensors", -1,
-                      "{\"__metadata__\":null,\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, &err),
-             &err);
-}
-
 TEST(st_bad_metadata_value_not_string) {
     ct_error err;
     CHECK_FAILS(open_bad("meta2.safetensors", -1, "{\"__metadata__\": {\"k\": 3}}", 0, &err), &err,
