@@ -266,6 +266,34 @@ static ct_status trim_metrics(const char *dir, int64_t last_it, ct_error *err) {
     return st;
 }
 
+// A new run in a folder that holds an earlier one: its metrics and trainer
+// states would mix into this run's curve and a later --resume, so they go.
+// (Earlier adapter files stay; this run overwrites the ones it writes.)
+static ct_status start_fresh(const char *dir, ct_error *err) {
+    char **files;
+    size_t n;
+    if (ct_hub_list_dir(dir, &files, &n, NULL) != CT_OK)
+        return CT_OK;
+    int removed = 0;
+    ct_status st = CT_OK;
+    for (size_t i = 0; i < n && st == CT_OK; i++) {
+        int64_t it;
+        char tail[64], path[4096];
+        bool state = sscanf(files[i], "%7" SCNd64 "_%63s", &it, tail) == 2 && !strcmp(tail, "state.safetensors");
+        if (!state && strcmp(files[i], "metrics.jsonl") != 0)
+            continue;
+        st = ct_path_join(path, sizeof path, dir, files[i], err);
+        if (st == CT_OK && remove(path) != 0)
+            st = ct_fail(err, CT_ERR_IO, "%s: cannot remove the previous run's file: %s", path, strerror(errno));
+        removed++;
+    }
+    ct_hub_free_list(files, n);
+    if (st == CT_OK && removed)
+        ct_log_warn("%s holds an earlier run: its metrics and trainer states were removed (use --resume to continue it)",
+                    dir);
+    return st;
+}
+
 // ---- the loop
 
 typedef struct report_window {
@@ -380,7 +408,9 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
     train_state s = {0};
     zero_grads(t);
     remove_stale_temps(opt->adapter_path);
-    if (opt->resume) {
+    if (!opt->resume)
+        st = start_fresh(opt->adapter_path, err);
+    if (st == CT_OK && opt->resume) {
         int64_t n = ct_train_latest_checkpoint(opt->adapter_path);
         char path[4096];
         if (n == 0) {
