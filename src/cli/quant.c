@@ -100,9 +100,11 @@ static int parse_args(int argc, char **argv, ct_gptq_opts *o) {
 }
 
 int cmd_quant(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2)
+        return cli_usage_error("quant", "a method is needed: ctune quant gptq ... (see ctune quant --help)");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
     }
     if (strcmp(argv[1], "gptq"))
         return cli_usage_error("quant", "unknown method '%s' (available: gptq)", argv[1]);

@@ -19,6 +19,13 @@ static ct_status text_tokens(ct_tokenizer *tok, const char *path, int32_t **ids,
     char *text;
     size_t len;
     CT_TRY(ct_read_file(path, &text, &len, err));
+    size_t blank = 0;
+    while (blank < len && (text[blank] == ' ' || text[blank] == '\n' || text[blank] == '\r' || text[blank] == '\t'))
+        blank++;
+    if (blank == len) {
+        free(text);
+        return ct_fail(err, CT_ERR_INVALID, "%s: the calibration data is empty", path);
+    }
     ct_status st = ct_tokenizer_encode(tok, text, len, true, ids, n, err);
     free(text);
     return st == CT_OK ? CT_OK : ct_error_context(err, "%s", path);
