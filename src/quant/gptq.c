@@ -502,6 +502,8 @@ ct_status ct_gptq(const ct_gptq_opts *o, ct_gptq_stats *stats, ct_error *err) {
         j.m.linear_hook_ctx = &j;
         st = quantize_layers(&j, ids, n_seq, o->calib.sequence_length, err);
         j.m.linear_hook = NULL;
+        ct_model_free(&j.m); // the GPTQ results live in the job's own buffers
+        j.model_loaded = false;
     }
     free(ids);
     if (st == CT_OK) {
