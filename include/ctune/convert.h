@@ -71,6 +71,20 @@ typedef struct ct_convert_module {
     ct_dtype dtype;   // dense only
 } ct_convert_module;
 
+// Quantization decided elsewhere (ctune quant gptq/awq): with -q, every
+// module mlx-lm can quantize asks the hook.
+typedef struct ct_convert_hook {
+    void *ctx;
+    // The spec of module (weight (rows, in)); *override: list it in the config.
+    ct_quant_spec (*spec)(void *ctx, const char *module, int64_t in, bool *override);
+    // Quantized weights of module computed by the caller: fills wq (rows,
+    // in*bits/32), scales and biases (rows, in/g) of type sb and sets *done;
+    // *done = false leaves it to RTN of w (rows, in) f32. May be NULL.
+    ct_status (*quantize)(void *ctx, const char *module, const float *w, int64_t rows, int64_t in,
+                          const ct_quant_spec *s, ct_dtype sb, uint32_t *wq, void *scales, void *biases, bool *done,
+                          ct_error *err);
+} ct_convert_hook;
+
 typedef struct ct_convert_opts {
     const char *model;    // Hugging Face / MLX folder, or a .gguf file
     const char *mlx_path; // output folder; must not exist (as in mlx-lm)
@@ -89,6 +103,7 @@ typedef struct ct_convert_opts {
     // place (extra files: a GGUF export); an error removes the folder.
     ct_status (*finish)(void *ctx, const char *tmp_dir, ct_error *err);
     void *finish_ctx;
+    const ct_convert_hook *hook; // NULL: RTN as mlx_lm.convert (q_bits/q_group_size are then the config's top level)
 } ct_convert_opts;
 
 typedef struct ct_convert_stats {

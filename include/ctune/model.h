@@ -79,6 +79,12 @@ typedef struct ct_layer_grads {
     float *bias[CT_LIN_COUNT];   // (out)
 } ct_layer_grads;
 
+// Post-training quantization (GPTQ) sees the input of every layer linear in
+// the inference forward through this hook: inp (N, in) is a device pointer,
+// valid only during the call. q/k/v (and gate/up) share one input and are
+// each reported. Not called by training.
+typedef void (*ct_linear_hook)(void *ctx, int layer, ct_linear_id id, const float *inp, int64_t N, int64_t in);
+
 typedef struct ct_model_source ct_model_source; // open weight files (private)
 typedef struct ct_activations ct_activations;   // forward scratch (private)
 typedef struct ct_train_state ct_train_state;   // training activations (private)
@@ -100,6 +106,8 @@ typedef struct ct_model {
     ct_model_adapters *adapters;  // NULL = none (borrowed from a ct_tuned_model)
     ct_layer_grads *layer_grads; // [L] or NULL: full fine-tuning (borrowed)
     bool grad_checkpoint;        // training: recompute each block in backward
+    ct_linear_hook linear_hook;  // NULL = none (see ct_linear_hook)
+    void *linear_hook_ctx;
 
     // private
     ct_model_source *src;
@@ -136,6 +144,16 @@ ct_status ct_model_forward(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int
 // in one forward from position 0 (kv is reset). *n_predicted = T - 1.
 ct_status ct_model_sequence_nll(ct_model *m, ct_kv_cache *kv, const int32_t *ids, int T, double *nll_sum,
                                 int64_t *n_predicted, ct_error *err);
+
+// ---- layer by layer (post-training quantization drives the blocks itself)
+
+// ids (N) host -> x (N, C) host: the embedding rows (embed_scale applied).
+ct_status ct_model_embed_rows(ct_model *m, const int32_t *ids, int64_t N, float *x, ct_error *err);
+// x (B, T, C) host, B sequences at positions [0, T) -> x after decoder layer
+// l (in place). kv must hold B sequences of at least T positions; it is
+// reset and only its layer-l buffers are used (so a cache whose k[i], v[i]
+// all point to one buffer pair serves every layer).
+ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err);
 
 // ---- training (src/model/model_train.c)
 

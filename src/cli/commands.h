@@ -15,6 +15,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
+int cmd_quant(int argc, char **argv);
 // Lists a .safetensors file's tensors (info_tensors.c); json: machine-readable.
 int info_tensors_file(const char *path, bool json);
 

@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"perplexity", cmd_perplexity, "perplexity of a model on a text file"},
     {"evaluate", cmd_evaluate, "exact-match accuracy of greedy answers on held-out chat data"},
     {"fuse", cmd_fuse, "fold LoRA/DoRA adapters into the base; export GGUF and PEFT (mlx_lm.fuse)"},
+    {"quant", cmd_quant, "post-training quantization with calibration data: gptq (mlx_lm.gptq)"},
     {"convert", cmd_convert, "HF/MLX folder or GGUF -> MLX folder, optionally quantized (mlx_lm.convert)"},
     {"tokenize", cmd_tokenize, "encode text or decode ids with a model's tokenizer (--json, --chat)"},
 };

@@ -260,6 +260,8 @@ uint64_t ct_model_module_seed(uint64_t call_seed, int layer, int id) {
 
 static ct_status model_linear(ct_model *m, int layer, ct_linear_id id, float *out, const float *inp, int64_t N,
                               ct_error *err) {
+    if (m->linear_hook)
+        m->linear_hook(m->linear_hook_ctx, layer, id, inp, N, m->layers[layer].lin[id].w.cols);
     return model_linear_apply(m, layer, id, out, inp, N, false, 0, err);
 }
 
@@ -368,6 +370,35 @@ static ct_status forward_hidden(ct_model *m, ct_kv_cache *kv, const int32_t *ids
         CT_TRY(layer_forward(m, l, kv, &s, err));
     be->rmsnorm_forward(be, a->h, NULL, a->x, m->final_norm, N, m->C, (float)m->cfg.rms_norm_eps, m->norm_offset);
     kv->pos += T;
+    return CT_OK;
+}
+
+ct_status ct_model_embed_rows(ct_model *m, const int32_t *ids, int64_t N, float *x, ct_error *err) {
+    for (int64_t i = 0; i < N; i++)
+        if (ids[i] < 0 || ids[i] >= m->V)
+            return ct_fail(err, CT_ERR_INVALID, "embed: token id %d at %lld is outside the vocabulary (%d)", ids[i],
+                           (long long)i, m->V);
+    CT_TRY(ensure_activations(m, N, 0, err));
+    ct_activations *a = m->acts;
+    m->be->upload(m->be, a->ids, ids, sizeof(int32_t) * (size_t)N);
+    CT_TRY(model_embed_apply(m, a->x, a->ids, N, false, 0, err));
+    m->be->download(m->be, x, a->x, sizeof(float) * (size_t)(N * m->C));
+    return CT_OK;
+}
+
+ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err) {
+    if (l < 0 || l >= m->L || B <= 0 || T <= 0 || B != kv->B || T > kv->max_T)
+        return ct_fail(err, CT_ERR_INVALID, "layer forward: layer %d of %d, batch %d (cache %d), length %d (cache %d)",
+                       l, m->L, B, kv->B, T, kv->max_T);
+    int64_t N = (int64_t)B * T;
+    CT_TRY(ensure_activations(m, N, 0, err));
+    step_info s = {.B = B, .T = T, .pos = 0};
+    CT_TRY(rope_setup(m, T, &s.rope_scaling, err));
+    ct_kv_cache_reset(kv);
+    size_t bytes = sizeof(float) * (size_t)(N * m->C);
+    m->be->upload(m->be, m->acts->x, x, bytes);
+    CT_TRY(layer_forward(m, l, kv, &s, err));
+    m->be->download(m->be, x, m->acts->x, bytes);
     return CT_OK;
 }
 

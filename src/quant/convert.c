@@ -105,7 +105,9 @@ ct_status cv_emit_float(cv_job *j, const char *name, ct_dtype src_dt, int ndim, 
     char module[256];
     if (j->o->quantize && ct_rtn_is_quantizable(name, ndim, dt, module, sizeof module)) {
         bool override;
-        ct_quant_spec s = ct_rtn_module_spec(&j->rtn, module, shape[1], j->cfg.num_hidden_layers, &override);
+        const ct_convert_hook *h = j->o->hook;
+        ct_quant_spec s = h ? h->spec(h->ctx, module, shape[1], &override)
+                            : ct_rtn_module_spec(&j->rtn, module, shape[1], j->cfg.num_hidden_layers, &override);
         if (s.quantized)
             return cv_emit_quantized(j, module, shape, w, dt, &s, override, err);
     }
@@ -125,7 +127,11 @@ ct_status cv_emit_quantized(cv_job *j, const char *module, const int64_t *shape,
     ct_status st = CT_OK;
     if (!wq || !sc || !bi)
         st = ct_fail(err, CT_ERR_NOMEM, "tensor %s.weight: out of memory", module);
-    if (st == CT_OK)
+    bool done = false;
+    const ct_convert_hook *h = j->o->hook;
+    if (st == CT_OK && h && h->quantize)
+        st = h->quantize(h->ctx, module, w, rows, in, s, dt, wq, sc, bi, &done, err);
+    if (st == CT_OK && !done)
         st = ct_affine_quantize(w, rows, in, s->bits, s->group_size, wq, sc, bi, dt, err);
     free(w);
     if (st != CT_OK) {

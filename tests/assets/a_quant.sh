@@ -1,0 +1,12 @@
+# ctune quant gptq's outputs in mlx-lm (sourced by tests/assets.sh): the tiny
+# chat model quantized with GPTQ on WikiSQL calibration data loads in mlx-lm
+# (MLX's CPU build, reference venv) with ctune's logits. tools/check_quant_mlx.py.
+REF=${CTUNE_VENV_REF:-/work/main/.venv-ref}
+if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null; then
+    QA="$TMP/quant-assets"
+    mkdir -p "$QA"
+    expect_ok "quant gptq 3-bit g32 on wikisql" "$CTUNE" quant gptq --model tests/fixtures/chat_model \
+        --mlx-path "$QA/g3" --bits 3 --group-size 32 --fallback-bits 4 --fallback-group-size 32 \
+        --data "$ASSETS/datasets/wikisql/train.jsonl" --sequence-length 128 --num-samples 16
+    expect_ok "quant gptq 3-bit g32 in mlx-lm" "$REF/bin/python" tools/check_quant_mlx.py --bin build "$QA/g3"
+fi

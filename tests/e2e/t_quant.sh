@@ -1,0 +1,35 @@
+# ctune quant gptq (the layer routine's exactness is in tests/unit/test_gptq.c).
+QD="$TMP/quant"
+mkdir -p "$QD"
+printf '' > "$QD/empty.txt"
+printf 'just a few words\n' > "$QD/short.txt"
+M=tests/fixtures/chat_model
+expect_out "quant gptq: text calibration" "14 linears quantized with GPTQ (4-bit, group 32)" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/g4" --group-size 32 --data README.md --sequence-length 64 \
+    --num-samples 8
+expect_out "quant gptq: info reads the quantization block" "affine 4-bit, group 32" "$CTUNE" info "$QD/g4"
+expect_out "quant gptq: the quantized model generates" "ids:" \
+    "$CTUNE" generate --model "$QD/g4" --prompt-ids 1,2,3 --max-tokens 2 --print-ids
+expect_out "quant gptq: perplexity runs on it" "Perplexity:" \
+    "$CTUNE" perplexity --model "$QD/g4" --data README.md --sequence-length 64 --num-samples 2
+expect_out "quant gptq: dataset folder, 3 bits, float16" "from 2 calibration sequences" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/g3" --bits 3 --group-size 32 --data tests/fixtures/data/local \
+    --sequence-length 16 --num-samples 2 --dtype float16
+expect_out "quant gptq: scales in float16" "F16" "$CTUNE" info "$QD/g3"
+
+expect_fail "quant: no method" "a method is needed" "$CTUNE" quant
+expect_fail "quant: unknown method" "unknown method 'bogus'" "$CTUNE" quant bogus --model $M
+expect_fail "quant gptq: no --data" "calibration data is needed: --data" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/x"
+expect_fail "quant gptq: empty data" "calibration data is empty" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/x" --data "$QD/empty.txt"
+expect_fail "quant gptq: data shorter than a sequence" "shorter than one sequence of 512" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/x" --data "$QD/short.txt"
+expect_fail "quant gptq: output exists" "already exists" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/g4" --data README.md
+expect_fail "quant gptq: 7 bits" "7 bits" "$CTUNE" quant gptq --model $M --mlx-path "$QD/x" --bits 7 --data README.md
+expect_fail "quant gptq: bad --num-samples" "0 samples" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/x" --num-samples 0 --data README.md
+expect_fail "quant gptq: a quantized model" "already quantized" \
+    "$CTUNE" quant gptq --model "$QD/g4" --mlx-path "$QD/x" --group-size 32 --data README.md --sequence-length 64
+expect_ok "quant gptq: nothing left behind on failure" test ! -e "$QD/x"
