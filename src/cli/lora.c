@@ -168,6 +168,9 @@ static ct_status run(lora_run *r, ct_error *err) {
     CT_TRY(tokenize_split(r, &r->train, "training", &r->ex_train, err));
     CT_TRY(tokenize_split(r, &r->valid, "validation", &r->ex_valid, err));
     CT_TRY(tokenize_split(r, &r->test, "test", &r->ex_test, err));
+    if (a->report_to)
+        ct_log_warn("report_to: %s is not available in ctune; metrics go to %s/metrics.jsonl and loss_curve.svg",
+                    a->report_to, a->adapter_path);
     if (a->train) {
         printf("Training\n");
         CT_TRY(train(r, err));
