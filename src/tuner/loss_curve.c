@@ -131,6 +131,8 @@ ct_status ct_loss_curve_from_metrics(const char *metrics_path, const char *svg_p
     out(&b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#333\"/>\n", L, T,
         W - L - R, H - T - B);
     out(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">iteration</text>\n", L + (W - L - R) / 2, H - 12);
+    out(&b, "<text x=\"16\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.0f)\">loss</text>\n",
+        T + (H - T - B) / 2, T + (H - T - B) / 2);
     polyline(&b, &tr, "#1f77b4", L, xs, y0, ys, ymin, xmin);
     polyline(&b, &va, "#ff7f0e", L, xs, y0, ys, ymin, xmin);
     out(&b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"3\" fill=\"#1f77b4\"/><text x=\"%.0f\" y=\"%.0f\">train</text>\n",
