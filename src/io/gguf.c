@@ -4,6 +4,7 @@
 // left before it is multiplied or allocated.
 #include "ctune/gguf.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -760,8 +761,10 @@ ct_status ct_gguf_writer_write(ct_gguf_writer *w, const char *path, ct_error *er
         write_zeros(af.f, pad_to(t->nbytes, w->alignment));
     }
     if (ferror(af.f)) {
+        // Name the cause (disk full, file size limit), as the safetensors writer does.
+        int saved = errno;
         ct_atomic_abort(&af);
-        return ct_fail(err, CT_ERR_IO, "%s: write failed", path);
+        return ct_fail(err, CT_ERR_IO, "%s: write failed: %s", path, strerror(saved));
     }
     return ct_atomic_commit(&af, err);
 }

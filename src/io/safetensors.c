@@ -4,6 +4,7 @@
 #include "ctune/utf8.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -486,8 +487,10 @@ static ct_status write_file(const char *path, const strbuf *h, const ct_tensor_v
     for (int i = 0; i < n && ok; i++)
         ok = !order[i]->nbytes || fwrite(order[i]->data, 1, order[i]->nbytes, w.f) == order[i]->nbytes;
     if (!ok) {
+        // Name the cause (disk full, file size limit): "write failed" alone left the user guessing.
+        int saved = errno;
         ct_atomic_abort(&w);
-        return ct_fail(err, CT_ERR_IO, "%s: write failed", path);
+        return ct_fail(err, CT_ERR_IO, "%s: write failed: %s", path, strerror(saved));
     }
     return ct_atomic_commit(&w, err);
 }
