@@ -17,3 +17,5 @@ if [ -x .venv-ref/bin/python ] && .venv-ref/bin/python -c 'import mlx_lm' 2>/dev
     _suite "lora adapters interop with mlx-lm" env OMP_NUM_THREADS=1 .venv-ref/bin/python tools/adapter_interop.py --smollm2 /nonexistent
     _suite "lora training parity with mlx-lm" env OMP_NUM_THREADS=1 .venv-ref/bin/python tools/lora_parity.py
 fi
+# kill -9 during convert / fuse / quant gptq: outputs never partial, reruns complete.
+expect_out "kill -9 during convert/fuse/quant: no partial outputs" ", 0 failed" tests/killfiles.sh "$CTUNE" 5
