@@ -175,7 +175,8 @@ bool tk_is_whitespace(uint32_t cp) {
 ct_status tk_regex_compile(pcre2_code **re, const char *pattern, ct_error *err) {
     int code;
     PCRE2_SIZE off;
-    *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &code,
+    // No PCRE2_NO_UTF_CHECK: patterns come from files and may be invalid UTF-8 (a fuzzer found the crash).
+    *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code,
                         &off, NULL);
     if (!*re) {
         PCRE2_UCHAR msg[256];

@@ -307,3 +307,13 @@ TEST(tokenizer_from_vocab_llama_scores) {
     CHECK_STREQ(ct_tokenizer_chat_template(t, NULL), "{{ x }}");
     ct_tokenizer_free(t);
 }
+
+// Regression (fuzz_tokenizer): a Split regex with invalid UTF-8 crashed PCRE2.
+TEST(tokenizer_regex_with_invalid_utf8_is_an_error) {
+    const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                       " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\xff\xfe(\"},"
+                       " \"behavior\": \"Isolated\", \"invert\": false}}";
+    ct_tokenizer *t = NULL;
+    ct_error err;
+    CHECK_FAILS(ct_tokenizer_from_json(&t, json, strlen(json), "bad.json", &err), &err, "regex");
+}
