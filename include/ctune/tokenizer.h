@@ -11,6 +11,7 @@
 #ifndef CTUNE_TOKENIZER_H
 #define CTUNE_TOKENIZER_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,11 @@ const ct_tokenizer_specials *ct_tokenizer_get_specials(const ct_tokenizer *t);
 const char *ct_tokenizer_chat_template(const ct_tokenizer *t, const char *name);
 size_t ct_tokenizer_chat_template_count(const ct_tokenizer *t);
 const char *ct_tokenizer_chat_template_name(const ct_tokenizer *t, size_t i);
+
+// The tokenizer.json "pre_tokenizer" object that a llama.cpp pre-type name
+// (tokenizer.ggml.pre: default/gpt-2, llama-bpe, qwen2, smollm, ...) stands
+// for; NULL if unknown. The caller frees it with cJSON_Delete.
+cJSON *ct_tokenizer_gguf_pre_json(const char *pre);
 
 // A tokenizer from plain arrays, as GGUF stores them (tokenizer.ggml.*).
 typedef struct ct_tokenizer_vocab {

@@ -3,8 +3,7 @@
 // byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") also a Hugging
 // Face tokenizer.json: vocab, merges, control tokens as special added tokens,
 // user-defined ones as added tokens, and the pre-tokenizer llama.cpp's "pre"
-// name stands for. The pre-type table duplicates src/tokenizer/tok_vocab.c
-// (which builds a ct_tokenizer from the same arrays); they should share one.
+// name stands for (ct_tokenizer_gguf_pre_json, the tokenizer module's one table).
 // SentencePiece vocabularies ("llama") get no tokenizer.json (see
 // docs/QUANTIZATION.md).
 #include <stdlib.h>
@@ -12,19 +11,9 @@
 
 #include "convert_internal.h"
 #include "ctune/log.h"
+#include "ctune/tokenizer.h"
 
-static const char *REGEX_LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-                                  "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char *REGEX_QWEN2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-                                 "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-static bool is_one_of(const char *s, const char *const *names) {
-    for (; *names; names++)
-        if (!strcmp(s, *names))
-            return true;
-    return false;
-}
-
+// The ByteLevel decoder / post-processor object.
 static cJSON *byte_level(bool use_regex) {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "type", "ByteLevel");
@@ -34,41 +23,10 @@ static cJSON *byte_level(bool use_regex) {
     return b;
 }
 
-// The pre_tokenizer of llama.cpp's pre-type name, or NULL if unknown.
-static cJSON *pre_tokenizer(const char *pre) {
-    static const char *const gpt2[] = {"default", "gpt-2", "gpt2", NULL};
-    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "smaug-bpe", NULL};
-    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", NULL};
-    if (!pre || is_one_of(pre, gpt2))
-        return byte_level(true);
-    cJSON *seq = cJSON_CreateObject();
-    cJSON_AddStringToObject(seq, "type", "Sequence");
-    cJSON *list = cJSON_AddArrayToObject(seq, "pretokenizers");
-    cJSON *first = cJSON_CreateObject();
-    cJSON_AddItemToArray(list, first);
-    if (!strcmp(pre, "smollm")) {
-        cJSON_AddStringToObject(first, "type", "Digits");
-        cJSON_AddBoolToObject(first, "individual_digits", true);
-        cJSON_AddItemToArray(list, byte_level(true));
-        return seq;
-    }
-    if (is_one_of(pre, llama3) || is_one_of(pre, qwen2)) {
-        cJSON_AddStringToObject(first, "type", "Split");
-        cJSON *pat = cJSON_AddObjectToObject(first, "pattern");
-        cJSON_AddStringToObject(pat, "Regex", is_one_of(pre, llama3) ? REGEX_LLAMA3 : REGEX_QWEN2);
-        cJSON_AddStringToObject(first, "behavior", "Isolated");
-        cJSON_AddBoolToObject(first, "invert", false);
-        cJSON_AddItemToArray(list, byte_level(false));
-        return seq;
-    }
-    cJSON_Delete(seq);
-    return NULL;
-}
-
 const char *cv_gguf_pre_name(const cJSON *pre_tok) {
     static const char *const names[] = {"gpt2", "smollm", "llama-bpe", "qwen2"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        cJSON *p = pre_tokenizer(names[i]);
+        cJSON *p = ct_tokenizer_gguf_pre_json(names[i]);
         bool same = p && pre_tok && cJSON_Compare(p, pre_tok, true);
         cJSON_Delete(p);
         if (same)
@@ -162,7 +120,7 @@ static ct_status write_tokenizer_json(const cv_job *j, const char *dir, bool *wr
     ct_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL);
     if (!tokens || ct_gguf_arr_type(tokens) != CT_GGUF_STRING || !model || strcmp(model, "gpt2"))
         return CT_OK;
-    cJSON *pt = pre_tokenizer(pre);
+    cJSON *pt = ct_tokenizer_gguf_pre_json(pre);
     if (!pt) {
         ct_log_warn("%s: tokenizer.ggml.pre '%s' is not known to convert: no tokenizer.json written", j->o->model,
                     pre);

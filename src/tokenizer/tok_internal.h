@@ -163,6 +163,8 @@ struct ct_tokenizer {
 };
 
 ct_status tk_new(ct_tokenizer **t, ct_error *err);
+// Appends the pre-tokenizers of a tokenizer.json "pre_tokenizer" object (tok_load.c).
+ct_status tk_parse_pretok(ct_tokenizer *t, const cJSON *o, ct_error *err);
 // Registers token text for id (model vocab or added), growing the id table.
 ct_status tk_set_token(ct_tokenizer *t, int32_t id, const char *s, size_t len, ct_error *err);
 ct_status tk_merges_put(tk_merges *m, int32_t a, int32_t b, uint32_t rank, int32_t merged, ct_error *err);

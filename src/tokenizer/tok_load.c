@@ -151,14 +151,14 @@ ct_status tk_add_pretok(ct_tokenizer *t, tk_pre_kind kind, tk_pretok **out, ct_e
     return CT_OK;
 }
 
-static ct_status parse_pretok(ct_tokenizer *t, const cJSON *o, ct_error *err) {
+ct_status tk_parse_pretok(ct_tokenizer *t, const cJSON *o, ct_error *err) {
     if (!o || cJSON_IsNull(o))
         return CT_OK;
     const char *ty = type_of(o);
     tk_pretok *p;
     if (!strcmp(ty, "Sequence")) {
         const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "pretokenizers")) CT_TRY(parse_pretok(t, it, err));
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "pretokenizers")) CT_TRY(tk_parse_pretok(t, it, err));
     } else if (!strcmp(ty, "ByteLevel")) {
         CT_TRY(tk_add_pretok(t, TK_PRE_BYTELEVEL, &p, err));
         p->add_prefix_space = true;
@@ -451,7 +451,7 @@ static ct_status parse_tokenizer(ct_tokenizer *t, const cJSON *root, ct_error *e
     CT_TRY(parse_model(t, cJSON_GetObjectItemCaseSensitive(root, "model"), err));
     CT_TRY(parse_added(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err));
     CT_TRY(parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err));
-    CT_TRY(parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err));
+    CT_TRY(tk_parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err));
     CT_TRY(parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), err));
     ct_status st = parse_post(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), &pre, &post, err);
     if (st == CT_OK)

@@ -25,34 +25,53 @@ static bool is_one_of(const char *s, const char *const *names) {
     return false;
 }
 
-// Pre-tokenizer of a "gpt2" vocab, named as llama.cpp names them.
-static ct_status byte_level_pre(ct_tokenizer *t, const char *pre, ct_error *err) {
+static cJSON *byte_level(bool use_regex) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "ByteLevel");
+    cJSON_AddBoolToObject(b, "add_prefix_space", false);
+    cJSON_AddBoolToObject(b, "trim_offsets", true);
+    cJSON_AddBoolToObject(b, "use_regex", use_regex);
+    return b;
+}
+
+cJSON *ct_tokenizer_gguf_pre_json(const char *pre) {
     static const char *const gpt2[] = {"default", "gpt-2", "gpt2", NULL};
     static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "smaug-bpe", NULL};
     static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", NULL};
-    static const char *const smollm[] = {"smollm", NULL};
-    tk_pretok *p;
-    if (!pre || is_one_of(pre, gpt2)) {
-        CT_TRY(tk_add_pretok(t, TK_PRE_BYTELEVEL, &p, err));
-        p->use_regex = true;
-        return CT_OK;
-    }
-    if (is_one_of(pre, smollm)) {
-        CT_TRY(tk_add_pretok(t, TK_PRE_DIGITS, &p, err));
-        p->individual_digits = true;
-        CT_TRY(tk_add_pretok(t, TK_PRE_BYTELEVEL, &p, err));
-        p->use_regex = true;
-        return CT_OK;
+    if (!pre || is_one_of(pre, gpt2))
+        return byte_level(true);
+    cJSON *seq = cJSON_CreateObject();
+    cJSON_AddStringToObject(seq, "type", "Sequence");
+    cJSON *list = cJSON_AddArrayToObject(seq, "pretokenizers");
+    cJSON *first = cJSON_CreateObject();
+    cJSON_AddItemToArray(list, first);
+    if (!strcmp(pre, "smollm")) {
+        cJSON_AddStringToObject(first, "type", "Digits");
+        cJSON_AddBoolToObject(first, "individual_digits", true);
+        cJSON_AddItemToArray(list, byte_level(true));
+        return seq;
     }
     if (is_one_of(pre, llama3) || is_one_of(pre, qwen2)) {
-        CT_TRY(tk_add_pretok(t, TK_PRE_SPLIT, &p, err));
-        CT_TRY(tk_regex_compile(&p->pat.re, is_one_of(pre, llama3) ? REGEX_LLAMA3 : REGEX_QWEN2, err));
-        CT_TRY(tk_add_pretok(t, TK_PRE_BYTELEVEL, &p, err));
-        pcre2_code_free(p->pat.re); // ByteLevel without its regex
-        p->pat.re = NULL;
-        return CT_OK;
+        cJSON_AddStringToObject(first, "type", "Split");
+        cJSON *pat = cJSON_AddObjectToObject(first, "pattern");
+        cJSON_AddStringToObject(pat, "Regex", is_one_of(pre, llama3) ? REGEX_LLAMA3 : REGEX_QWEN2);
+        cJSON_AddStringToObject(first, "behavior", "Isolated");
+        cJSON_AddBoolToObject(first, "invert", false);
+        cJSON_AddItemToArray(list, byte_level(false));
+        return seq;
     }
-    return ct_fail(err, CT_ERR_UNSUPPORTED, "tokenizer.ggml.pre '%s' is not supported", pre);
+    cJSON_Delete(seq);
+    return NULL;
+}
+
+// Pre-tokenizer of a "gpt2" vocab, named as llama.cpp names them.
+static ct_status byte_level_pre(ct_tokenizer *t, const char *pre, ct_error *err) {
+    cJSON *j = ct_tokenizer_gguf_pre_json(pre);
+    if (!j)
+        return ct_fail(err, CT_ERR_UNSUPPORTED, "tokenizer.ggml.pre '%s' is not supported", pre);
+    ct_status st = tk_parse_pretok(t, j, err);
+    cJSON_Delete(j);
+    return st;
 }
 
 static int cmp_desc(const void *a, const void *b) {
