@@ -150,4 +150,10 @@ ct_status ct_gguf_writer_add_tensor(ct_gguf_writer *w, const char *name, ct_ggml
                                     const int64_t *ne, const void *data, ct_error *err);
 ct_status ct_gguf_writer_write(ct_gguf_writer *w, const char *path, ct_error *err);
 
+// llama.cpp's convert script permutes the q/k rows of llama models (rotate-half
+// RoPE pairs stored interleaved): HF row h*D + j*D/2 + i (j in {0,1}, D =
+// rows/heads) is stored at GGUF row h*D + 2i + j. The GGUF row holding HF row r;
+// heads <= 0 means no permutation.
+int64_t ct_gguf_llama_qk_row(int64_t r, int64_t rows, int64_t heads);
+
 #endif

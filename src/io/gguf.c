@@ -768,3 +768,10 @@ ct_status ct_gguf_writer_write(ct_gguf_writer *w, const char *path, ct_error *er
     }
     return ct_atomic_commit(&af, err);
 }
+
+int64_t ct_gguf_llama_qk_row(int64_t r, int64_t rows, int64_t heads) {
+    if (heads <= 0)
+        return r;
+    int64_t D = rows / heads, h = r / D, k = r % D, half = D / 2;
+    return h * D + 2 * (k % half) + k / half;
+}

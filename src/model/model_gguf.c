@@ -45,16 +45,6 @@ ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optio
     return st;
 }
 
-// Row r of the HF layout is stored at this GGUF row: llama.cpp's permute maps
-// HF row h*D + j*D/2 + i (j in {0,1}) to h*D + 2i + j.
-static int64_t source_row(int64_t r, int64_t rows, int heads) {
-    if (heads <= 0)
-        return r;
-    int64_t D = rows / heads, h = r / D, k = r % D, half = D / 2;
-    int64_t j = k / half, i = k % half;
-    return h * D + 2 * i + j;
-}
-
 // One GGUF block row (cols elements) of Q4_0/Q4_1/Q8_0 -> affine codes, scales, biases (f16).
 static void block_row_to_affine(ct_ggml_type type, const uint8_t *src, int64_t cols, uint8_t *codes,
                                 uint16_t *scales, uint16_t *biases) {
@@ -106,7 +96,7 @@ static ct_status affine_weight(ct_model *m, const ct_gguf_tensor *t, int64_t row
     if (!codes || !scales || !biases)
         st = ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", t->name);
     for (int64_t r = 0; st == CT_OK && r < rows; r++)
-        block_row_to_affine(t->type, (const uint8_t *)t->data + src_row * (size_t)source_row(r, rows, heads), cols,
+        block_row_to_affine(t->type, (const uint8_t *)t->data + src_row * (size_t)ct_gguf_llama_qk_row(r, rows, heads), cols,
                             codes + code_row * (size_t)r, scales + sb_row * (size_t)r, biases + sb_row * (size_t)r);
     w->bits = bits;
     w->group_size = 32;
@@ -138,7 +128,7 @@ static ct_status dense_weight(ct_model *m, const ct_gguf_tensor *t, int64_t rows
         return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", t->name);
     ct_status st = CT_OK;
     for (int64_t r = 0; st == CT_OK && r < rows; r++) {
-        const uint8_t *src = (const uint8_t *)t->data + src_row * (size_t)source_row(r, rows, heads);
+        const uint8_t *src = (const uint8_t *)t->data + src_row * (size_t)ct_gguf_llama_qk_row(r, rows, heads);
         if (keep)
             memcpy(host + dst_row * (size_t)r, src, dst_row);
         else

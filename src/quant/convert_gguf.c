@@ -76,8 +76,7 @@ bool cv_gguf_name(const char *hf, char *out, size_t n) {
     return false;
 }
 
-// Rows of w (rows, cols) back to the HF order: llama.cpp stores HF row
-// h*D + j*D/2 + i (j in {0, 1}) at h*D + 2i + j.
+// Rows of w (rows, cols) back to the HF order (see ct_gguf_llama_qk_row).
 static ct_status unpermute(const char *name, float *w, int64_t rows, int64_t cols, int heads, ct_error *err) {
     if (rows % heads || (rows / heads) % 2)
         return ct_fail(err, CT_ERR_FORMAT, "tensor %s: %lld rows do not split into %d heads of even size", name,
@@ -85,9 +84,8 @@ static ct_status unpermute(const char *name, float *w, int64_t rows, int64_t col
     float *tmp = malloc(sizeof(float) * (size_t)(rows * cols));
     if (!tmp)
         return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", name);
-    int64_t D = rows / heads, half = D / 2;
     for (int64_t r = 0; r < rows; r++) {
-        int64_t h = r / D, k = r % D, src = h * D + 2 * (k % half) + k / half;
+        int64_t src = ct_gguf_llama_qk_row(r, rows, heads);
         memcpy(tmp + r * cols, w + src * cols, sizeof(float) * (size_t)cols);
     }
     memcpy(w, tmp, sizeof(float) * (size_t)(rows * cols));

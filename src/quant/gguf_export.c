@@ -333,7 +333,7 @@ static ct_status add_tokenizer(gx_job *j, ct_error *err) {
 
 // ---- tensors
 
-// Rows of w (rows, cols) into llama.cpp's order: HF row h*D + j*D/2 + i goes to h*D + 2i + j.
+// Rows of w (rows, cols) into llama.cpp's order (see ct_gguf_llama_qk_row).
 static ct_status permute(const char *name, float *w, int64_t rows, int64_t cols, int64_t heads, ct_error *err) {
     if (heads <= 0 || rows % heads || (rows / heads) % 2)
         return ct_fail(err, CT_ERR_FORMAT, "tensor %s: %lld rows do not split into %lld heads of even size", name,
@@ -341,9 +341,8 @@ static ct_status permute(const char *name, float *w, int64_t rows, int64_t cols,
     float *tmp = malloc(sizeof(float) * (size_t)(rows * cols));
     if (!tmp)
         return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", name);
-    int64_t D = rows / heads, half = D / 2;
     for (int64_t r = 0; r < rows; r++) {
-        int64_t h = r / D, k = r % D, dst = h * D + 2 * (k % half) + k / half;
+        int64_t dst = ct_gguf_llama_qk_row(r, rows, heads);
         memcpy(tmp + dst * cols, w + r * cols, sizeof(float) * (size_t)cols);
     }
     memcpy(w, tmp, sizeof(float) * (size_t)(rows * cols));
