@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "ctune/chat.h"
 #include "ctune/dataset.h"
+#include "ctune/generation.h"
 #include "ctune/hub.h"
 #include "ctune/log.h"
 #include "ctune/model.h"
@@ -119,39 +120,18 @@ static bool same_answer(const char *a, const char *b) {
     return la == lb && !memcmp(a, b, la);
 }
 
-// Greedy continuation of prompt until an end-of-sequence id or max_new tokens; *out is malloc'd.
-static ct_status greedy(ct_model *m, ct_tokenizer *tok, const int32_t *prompt, int np, int max_new, char **text,
-                        ct_error *err) {
-    ct_kv_cache kv;
-    CT_TRY(ct_kv_cache_init(&kv, m, 1, np + max_new, err));
+// Greedy continuation of prompt until an end-of-sequence id or max_new tokens; *text is malloc'd.
+static ct_status greedy(ct_model *m, ct_sampler *smp, ct_tokenizer *tok, const int32_t *prompt, int np, int max_new,
+                        char **text, ct_error *err) {
     int32_t *out = malloc(sizeof(int32_t) * (size_t)max_new);
-    float *row = malloc(sizeof(float) * (size_t)m->V);
-    ct_status st = out && row ? CT_OK : ct_fail(err, CT_ERR_NOMEM, "out of memory");
+    if (!out)
+        return ct_fail(err, CT_ERR_NOMEM, "out of memory");
     const ct_tokenizer_specials *sp = ct_tokenizer_get_specials(tok);
-    const float *logits;
-    int n = 0;
+    ct_generation g;
+    ct_status st = ct_model_generate(m, smp, prompt, np, max_new, sp->eos_ids, sp->n_eos, out, &g, NULL, NULL, err);
     if (st == CT_OK)
-        st = ct_model_forward(m, &kv, prompt, 1, np, true, &logits, err);
-    while (st == CT_OK && n < max_new) {
-        m->be->download(m->be, row, logits, sizeof(float) * (size_t)m->V);
-        int32_t id = 0;
-        for (int v = 1; v < m->V; v++)
-            if (row[v] > row[id])
-                id = v;
-        bool eos = ct_is_eos(id, m->cfg.eos_token_ids, m->cfg.n_eos_token_ids);
-        for (size_t i = 0; i < sp->n_eos; i++)
-            eos = eos || sp->eos_ids[i] == id;
-        if (eos)
-            break;
-        out[n++] = id;
-        if (n < max_new)
-            st = ct_model_forward(m, &kv, &id, 1, 1, true, &logits, err);
-    }
-    if (st == CT_OK)
-        st = ct_tokenizer_decode(tok, out, (size_t)n, true, text, err);
+        st = ct_tokenizer_decode(tok, out, (size_t)g.n, true, text, err);
     free(out);
-    free(row);
-    ct_kv_cache_free(&kv, m);
     return st;
 }
 
@@ -164,6 +144,9 @@ static ct_status run(const eval_opts *o, ct_model *m, ct_tokenizer *tok, ct_erro
     if (st == CT_OK && ds.sources[0].format == CT_DATA_TEXT)
         st = ct_fail(err, CT_ERR_INVALID, "%s: text records have no reference answer (use chat or completions data)",
                      o->data);
+    ct_sampler smp = {0}; // temperature 0: greedy
+    if (st == CT_OK)
+        st = ct_sampler_init(&smp, &(ct_sampler_params){0}, m->V, err);
     if (st == CT_OK)
         st = ct_chat_open(&chat, tok, NULL, err);
     size_t total = o->num_examples > 0 && (size_t)o->num_examples < ds.n ? (size_t)o->num_examples : ds.n, hits = 0;
@@ -178,7 +161,7 @@ static ct_status run(const eval_opts *o, ct_model *m, ct_tokenizer *tok, ct_erro
             st = ct_chat_encode(&chat, prompt, cJSON_GetObjectItemCaseSensitive(ds.records[i].json, "tools"), true,
                                 &ids, &n, err);
         if (st == CT_OK)
-            st = greedy(m, tok, ids, (int)n, o->max_tokens, &text, err);
+            st = greedy(m, &smp, tok, ids, (int)n, o->max_tokens, &text, err);
         if (st == CT_OK) {
             bool ok = same_answer(text, answer);
             hits += ok;
@@ -200,6 +183,7 @@ static ct_status run(const eval_opts *o, ct_model *m, ct_tokenizer *tok, ct_erro
     }
     if (chat.template)
         ct_chat_close(&chat);
+    ct_sampler_free(&smp);
     ct_dataset_free(&ds);
     return st;
 }

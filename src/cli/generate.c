@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "ctune/chat.h"
+#include "ctune/generation.h"
 #include "ctune/log.h"
 #include "ctune/model.h"
 #include "ctune/tuned_model.h"
@@ -171,7 +172,8 @@ typedef struct streamer {
 } streamer;
 
 // Decodes all generated ids and prints what is new, holding back an incomplete UTF-8 tail.
-static ct_status stream_text(streamer *s, const int32_t *ids, int n, bool final, ct_error *err) {
+static ct_status stream_text(void *ctx, const int32_t *ids, int n, bool final, ct_error *err) {
+    streamer *s = ctx;
     if (!s->tok)
         return CT_OK;
     char *text;
@@ -187,58 +189,15 @@ static ct_status stream_text(streamer *s, const int32_t *ids, int n, bool final,
     return CT_OK;
 }
 
-typedef struct gen_stats {
-    int prompt_n, gen_n;
-    double prompt_s, gen_s;
-} gen_stats;
-
 static ct_status generate(ct_model *m, ct_tokenizer *tok, const gen_opts *o, const int32_t *prompt, int np,
-                          int32_t *out, gen_stats *gs, ct_error *err) {
-    ct_kv_cache kv;
+                          int32_t *out, ct_generation *g, ct_error *err) {
     ct_sampler smp;
-    CT_TRY(ct_kv_cache_init(&kv, m, 1, np + (o->max_tokens > 0 ? o->max_tokens : 1), err));
-    ct_status st = ct_sampler_init(&smp, &o->sp, m->V, err);
-    if (st != CT_OK) {
-        ct_kv_cache_free(&kv, m);
-        return st;
-    }
-    int32_t *hist = malloc(sizeof(int32_t) * (size_t)(np + o->max_tokens + 1));
-    float *row = malloc(sizeof(float) * (size_t)m->V);
-    if (!hist || !row)
-        st = ct_fail(err, CT_ERR_NOMEM, "out of memory");
-    memcpy(hist, prompt, sizeof(int32_t) * (size_t)np);
+    CT_TRY(ct_sampler_init(&smp, &o->sp, m->V, err));
     const ct_tokenizer_specials *sp = tok ? ct_tokenizer_get_specials(tok) : NULL;
     streamer sr = {.tok = tok};
-    const float *logits;
-    double t0 = ct_now();
-    if (st == CT_OK && o->max_tokens > 0)
-        st = ct_model_forward(m, &kv, prompt, 1, np, true, &logits, err);
-    gs->prompt_n = np;
-    gs->prompt_s = ct_now() - t0;
-    t0 = ct_now();
-    int n = 0;
-    while (st == CT_OK && n < o->max_tokens) {
-        m->be->download(m->be, row, logits, sizeof(float) * (size_t)m->V);
-        int32_t id = ct_sampler_next(&smp, row, hist, np + n);
-        bool eos = ct_is_eos(id, m->cfg.eos_token_ids, m->cfg.n_eos_token_ids);
-        for (size_t i = 0; sp && i < sp->n_eos; i++)
-            eos = eos || sp->eos_ids[i] == id;
-        if (eos)
-            break;
-        hist[np + n] = out[n] = id;
-        n++;
-        st = stream_text(&sr, out, n, false, err);
-        if (st == CT_OK && n < o->max_tokens)
-            st = ct_model_forward(m, &kv, &id, 1, 1, true, &logits, err);
-    }
-    if (st == CT_OK)
-        st = stream_text(&sr, out, n, true, err);
-    gs->gen_n = n;
-    gs->gen_s = ct_now() - t0;
-    free(hist);
-    free(row);
+    ct_status st = ct_model_generate(m, &smp, prompt, np, o->max_tokens, sp ? sp->eos_ids : NULL, sp ? sp->n_eos : 0,
+                                     out, g, stream_text, &sr, err);
     ct_sampler_free(&smp);
-    ct_kv_cache_free(&kv, m);
     return st;
 }
 
@@ -249,7 +208,7 @@ static ct_status run(const gen_opts *o, ct_error *err) {
     ct_tokenizer *tok = NULL;
     int32_t *prompt = NULL, *out = NULL;
     int np = 0;
-    gen_stats gs = {0};
+    ct_generation gs = {0};
     ct_tuned_model *adapters = NULL;
     ct_status st = ct_model_load(&m, o->model, be, err);
     if (st != CT_OK) {
@@ -277,12 +236,12 @@ static ct_status run(const gen_opts *o, ct_error *err) {
         printf("\n==========\n");
         if (o->print_ids) {
             printf("ids:");
-            for (int i = 0; i < gs.gen_n; i++)
+            for (int i = 0; i < gs.n; i++)
                 printf(" %d", out[i]);
             printf("\n");
         }
-        printf("Prompt: %d tokens, %.3f tokens-per-sec\n", gs.prompt_n, gs.prompt_n / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9));
-        printf("Generation: %d tokens, %.3f tokens-per-sec\n", gs.gen_n, gs.gen_n / (gs.gen_s > 0 ? gs.gen_s : 1e-9));
+        printf("Prompt: %d tokens, %.3f tokens-per-sec\n", np, np / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9));
+        printf("Generation: %d tokens, %.3f tokens-per-sec\n", gs.n, gs.n / (gs.gen_s > 0 ? gs.gen_s : 1e-9));
         printf("Peak memory: %.3f GB\n", (double)ct_peak_rss_bytes() / 1e9);
     }
     free(prompt);
