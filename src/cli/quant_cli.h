@@ -1,0 +1,14 @@
+// quant_cli.h: the `ctune quant <method>` subcommands (one file each,
+// src/cli/quant_<method>.c) and the flag parsing they share. argv[0] is
+// "quant", argv[1] the method; options start at argv[2].
+#ifndef CTUNE_CLI_QUANT_H
+#define CTUNE_CLI_QUANT_H
+
+int cmd_quant_gptq(int argc, char **argv);
+
+// An integer flag value in [min, 2^30]: 0 and *out set, or a usage error (2).
+int quant_parse_long(const char *flag, const char *v, long min, long *out);
+// A finite floating-point flag value: 0 and *out set, or a usage error (2).
+int quant_parse_double(const char *flag, const char *v, double *out);
+
+#endif
