@@ -94,10 +94,12 @@ static ct_status window_logits(ct_model *m, ct_kv_cache *kv, const int32_t *ids,
     return CT_OK;
 }
 
-// Adds to *kl_sum the KL(p_ref || p_m) of the first T-1 positions of ids (T):
-// the positions whose next token the perplexity predicts.
+// Adds to *kl_sum the KL(p_ref || p_m) of the first T-1 positions of ids (T),
+// the positions whose next token the perplexity predicts, and to *nll_sum
+// their negative log-likelihood under m (one forward of each model).
 static ct_status window_kl(ct_model *m, ct_kv_cache *kv, ct_model *ref, ct_kv_cache *rkv, const int32_t *ids, int T,
-                           float *lm, float *lr, double *lp, double *lq, double *kl_sum, ct_error *err) {
+                           float *lm, float *lr, double *lp, double *lq, double *kl_sum, double *nll_sum,
+                           ct_error *err) {
     CT_TRY(window_logits(m, kv, ids, T, lm, err));
     CT_TRY(window_logits(ref, rkv, ids, T, lr, err));
     int V = m->V;
@@ -108,13 +110,14 @@ static ct_status window_kl(ct_model *m, ct_kv_cache *kv, ct_model *ref, ct_kv_ca
         for (int i = 0; i < V; i++)
             kl += exp(lp[i]) * (lp[i] - lq[i]);
         *kl_sum += kl;
+        *nll_sum -= lq[ids[t + 1]];
     }
     return CT_OK;
 }
 
 typedef struct kl_state {
     ct_model *ref;
-    ct_kv_cache kv, rkv;
+    ct_kv_cache rkv;  // the reference's (the model uses evaluate's)
     float *lm, *lr;   // (T, V) logits of the model and the reference
     double *lp, *lq;  // (V) log-probabilities of one position
     double sum;       // KL summed over positions
@@ -122,7 +125,6 @@ typedef struct kl_state {
 
 static ct_status kl_init(kl_state *k, ct_model *m, ct_model *ref, int T, ct_error *err) {
     k->ref = ref;
-    CT_TRY(ct_kv_cache_init(&k->kv, m, 1, T, err));
     CT_TRY(ct_kv_cache_init(&k->rkv, ref, 1, T, err));
     size_t tv = (size_t)T * (size_t)m->V;
     k->lm = malloc(sizeof(float) * tv);
@@ -134,9 +136,7 @@ static ct_status kl_init(kl_state *k, ct_model *m, ct_model *ref, int T, ct_erro
     return CT_OK;
 }
 
-static void kl_free(kl_state *k, ct_model *m) {
-    if (k->kv.k)
-        ct_kv_cache_free(&k->kv, m);
+static void kl_free(kl_state *k) {
     if (k->rkv.k)
         ct_kv_cache_free(&k->rkv, k->ref);
     free(k->lm);
@@ -161,10 +161,14 @@ static ct_status evaluate(ct_model *m, const int32_t *ids, size_t n, const ppl_o
         double s;
         int64_t k;
         const int32_t *win = ids + (size_t)w * (size_t)o->seq_len;
-        st = ct_model_sequence_nll(m, &kv, win, (int)o->seq_len, &s, &k, err);
-        if (st == CT_OK && kl->ref)
-            st = window_kl(m, &kl->kv, kl->ref, &kl->rkv, win, (int)o->seq_len, kl->lm, kl->lr, kl->lp, kl->lq,
-                           &kl->sum, err);
+        if (kl->ref) {
+            s = 0;
+            k = o->seq_len - 1;
+            st = window_kl(m, &kv, kl->ref, &kl->rkv, win, (int)o->seq_len, kl->lm, kl->lr, kl->lp, kl->lq,
+                           &kl->sum, &s, err);
+        } else {
+            st = ct_model_sequence_nll(m, &kv, win, (int)o->seq_len, &s, &k, err);
+        }
         sum += s;
         *count += k;
     }
@@ -222,7 +226,7 @@ static ct_status run(const ppl_opts *o, ct_error *err) {
     if (tok)
         ct_tokenizer_free(tok);
     ct_tuned_model_free(adapters);
-    kl_free(&kl, &m);
+    kl_free(&kl);
     if (ref.be)
         ct_model_free(&ref);
     if (m.be)
