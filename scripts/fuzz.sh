@@ -30,8 +30,22 @@ seed tokenizer tests/fixtures/tokenizer/*.json
 seed jinja tools/jinja_templates/*.jinja
 seed jsonl tests/fixtures/data/*/*.jsonl tests/fixtures/data/*.jsonl
 seed yaml tests/fixtures/data/*.yaml tests/fixtures/data/*/*.yaml
+# fuzz_adapter's input: layout byte ('p': PEFT, 'm': mlx-lm), the
+# config's length (2 bytes, little-endian), adapter_config.json, safetensors.
+seed_adapter() { # folder, layout, safetensors name
+    local cfg="$1/adapter_config.json" n
+    [ -f "$cfg" ] && [ -f "$1/$3" ] || return 0
+    n=$(stat -c %s "$cfg")
+    mkdir -p "$OUT/corpus/adapter"
+    { printf '%s' "$2"; printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((n >> 8)))"; cat "$cfg" "$1/$3"; } \
+        >"$OUT/corpus/adapter/$(basename "$1")"
+}
+for d in tests/fixtures/adapters/*/ tests/fixtures/train/*adapter*/; do
+    seed_adapter "${d%/}" m adapters.safetensors
+    seed_adapter "${d%/}" p adapter_model.safetensors
+done
 status=0
-for t in ${FUZZ_TARGETS:-safetensors gguf config tokenizer jinja jsonl yaml}; do
+for t in ${FUZZ_TARGETS:-safetensors gguf config tokenizer jinja jsonl yaml adapter}; do
     clang $FLAGS -fsanitize=fuzzer "tests/fuzz/fuzz_$t.c" "${objs[@]}" $LIBS -o "$OUT/fuzz_$t"
     mkdir -p "$OUT/crashes/$t"
     echo "== fuzz_$t for ${SECONDS_EACH}s"

@@ -4,15 +4,13 @@
 # random moment in [0, 1.2 x its uninterrupted time], RUNS times. After each
 # kill the output folder either does not exist or is complete: `ctune info`
 # loads it and every file is byte-identical to an uninterrupted run's. Then a
-# rerun (into the same path, when the kill left none) must complete and match.
+# rerun (into the same path, when the kill left none) must complete and match,
+# and no temp folder or file may be left beside the output: the rerun removes
+# the "<out>.tmp-<pid>-XXXXXX" folder the killed process left (its PID is dead).
 #
 # usage: tests/killfiles.sh [CTUNE] [RUNS]   (from anywhere; default build/ctune, 10 runs each)
 # Needs only bash and the binary. Prints one line per run and "N passed, N failed";
 # exits non-zero on a failure. About 30 s with the default build.
-#
-# Temp folders ("<out>.tmp-XXXXXX") a kill leaves cannot be removed by the
-# killed process; their count is printed (not a failure: they never sit at the
-# output path, and the next run uses a fresh one).
 set -u
 cd "$(dirname "$0")/.."
 CTUNE=$(realpath "${1:-build/ctune}")
@@ -62,7 +60,7 @@ for tool in convert fuse gptq; do
     ref_ms=$(($(now_ms) - t0))
     [ "$ref_ms" -lt 20 ] && ref_ms=20
     echo "uninterrupted $tool: $ref_ms ms"
-    killed=0
+    killed=0 stale=0
     for run in $(seq 1 "$RUNS"); do
         O="$TMP/$tool-$run"
         "cmd_$tool" "$O" >"$TMP/out" 2>&1 &
@@ -76,6 +74,8 @@ for tool in convert fuse gptq; do
             killed=$((killed + 1))
         fi
         wait $pid 2>/dev/null
+        left=$(ls -d "$O".tmp* 2>/dev/null | wc -l) # temps the kill left, before any rerun
+        stale=$((stale + left))
         problem=""
         if [ -e "$O" ]; then
             problem=$(check_complete "$O" "$TMP/$tool-ref")
@@ -90,14 +90,16 @@ for tool in convert fuse gptq; do
                 problem="rerun failed: $(tail -2 "$TMP/out")"
             fi
         fi
+        if [ -z "$problem" ] && ls -d "$O".tmp* >/dev/null 2>&1; then
+            problem="temp left beside a complete output: $(ls -d "$O".tmp*)"
+        fi
         if [ -z "$problem" ]; then
             PASS=$((PASS + 1)); echo "ok   $tool run $run ($state)"
         else
             FAIL=$((FAIL + 1)); echo "FAIL $tool run $run ($state): $problem"
         fi
     done
-    stale=$(ls -d "$TMP/$tool"-*.tmp-* 2>/dev/null | wc -l)
-    echo "$tool: $killed of $RUNS runs killed mid-way; $stale temp folders left by the kills"
+    echo "$tool: $killed of $RUNS runs killed mid-way; $stale temp folders left by the kills, all removed by the reruns"
 done
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -1,7 +1,10 @@
 #include "ctune/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -70,11 +73,32 @@ void ct_mmap_close(ct_mmap *m) {
     m->size = 0;
 }
 
+// dir (size n) <- the folder of path ("." when it has none); *base <- its last part.
+static void split_path(const char *path, char *dir, size_t n, const char **base) {
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+static void remove_stale_temps_of(const char *path) {
+    char dir[4096];
+    const char *base;
+    split_path(path, dir, sizeof dir, &base);
+    if (*base)
+        ct_remove_stale_temps(dir, base);
+}
+
 ct_status ct_atomic_begin(ct_atomic_file *w, const char *path, ct_error *err) {
     w->f = NULL;
     if (strlen(path) >= sizeof w->path)
         return ct_fail(err, CT_ERR_INVALID, "%s: path too long", path);
     strcpy(w->path, path);
+    remove_stale_temps_of(path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
     w->f = fopen(w->tmp, "wb");
     if (!w->f)
@@ -160,5 +184,115 @@ ct_status ct_mkdir_p(const char *path, ct_error *err) {
     }
     if (!ct_is_dir(path))
         return ct_fail(err, CT_ERR_IO, "%s: exists and is not a directory", path);
+    return CT_OK;
+}
+
+ct_status ct_remove_tree(const char *path, ct_error *err) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? CT_OK : ct_fail(err, CT_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d)
+            return ct_fail(err, CT_ERR_IO, "%s: cannot open folder: %s", path, strerror(errno));
+        ct_status st = CT_OK;
+        for (struct dirent *e; st == CT_OK && (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char child[4096];
+            st = ct_path_join(child, sizeof child, path, e->d_name, err);
+            if (st == CT_OK)
+                st = ct_remove_tree(child, err);
+        }
+        closedir(d);
+        CT_TRY(st);
+        if (rmdir(path) != 0)
+            return ct_fail(err, CT_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return CT_OK;
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ct_fail(err, CT_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return CT_OK;
+}
+
+// ---- temp names with an owner PID
+
+// Parses "<digits>" at s up to a byte in stop (or the end); *end after it.
+static long parse_pid(const char *s, const char **end) {
+    long pid = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9' && p - s < 10)
+        pid = pid * 10 + (*p++ - '0');
+    *end = p;
+    return p > s && *s != '0' && pid <= INT_MAX ? pid : 0;
+}
+
+// The PID of a temp suffix at t (".tmp.<pid>" or ".tmp-<pid>-XXXXXX"), else 0.
+static long temp_suffix_pid(const char *t) {
+    if (strncmp(t, ".tmp", 4) != 0 || (t[4] != '.' && t[4] != '-'))
+        return 0;
+    const char *end;
+    long pid = parse_pid(t + 5, &end);
+    if (!pid)
+        return 0;
+    if (t[4] == '.')
+        return *end ? 0 : pid;
+    if (*end != '-' || strlen(end + 1) != 6)
+        return 0;
+    for (const char *p = end + 1; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return 0;
+    return pid;
+}
+
+long ct_temp_name_pid(const char *name, const char *base) {
+    if (base) {
+        size_t bl = strlen(base);
+        return bl && !strncmp(name, base, bl) ? temp_suffix_pid(name + bl) : 0;
+    }
+    for (const char *t = strstr(name, ".tmp"); t; t = strstr(t + 1, ".tmp")) {
+        long pid = t > name ? temp_suffix_pid(t) : 0;
+        if (pid)
+            return pid;
+    }
+    return 0;
+}
+
+bool ct_pid_is_dead(long pid) {
+    return pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int ct_remove_stale_temps(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[4096];
+        if (!ct_pid_is_dead(ct_temp_name_pid(e->d_name, base)) ||
+            ct_path_join(path, sizeof path, dir, e->d_name, NULL) != CT_OK)
+            continue;
+        if (ct_remove_tree(path, NULL) == CT_OK)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+ct_status ct_temp_dir_create(const char *path, char *tmp, size_t n, ct_error *err) {
+    char dir[4096];
+    const char *base;
+    split_path(path, dir, sizeof dir, &base);
+    if (!*base)
+        return ct_fail(err, CT_ERR_INVALID, "%s: not a folder name", path);
+    CT_TRY(ct_mkdir_p(dir, err));
+    ct_remove_stale_temps(dir, base);
+    if ((size_t)snprintf(tmp, n, "%s.tmp-%ld-XXXXXX", path, (long)getpid()) >= n)
+        return ct_fail(err, CT_ERR_INVALID, "%s: path too long", path);
+    if (!mkdtemp(tmp))
+        return ct_fail(err, CT_ERR_IO, "%s: cannot create a folder there: %s", path, strerror(errno));
+    mode_t mask = umask(0); // mkdtemp makes it 0700; the result should look like mkdir's
+    umask(mask);
+    chmod(tmp, 0777 & ~mask);
     return CT_OK;
 }

@@ -473,7 +473,9 @@ static ct_status download_file(const repo *r, const char *sha, const char *file,
     char blobs[4400], tmp[4500];
     snprintf(blobs, sizeof blobs, "%s/blobs", r->dir);
     CT_TRY(ct_mkdir_p(blobs, err));
-    snprintf(tmp, sizeof tmp, "%s/ctune-%ld.incomplete", blobs, (long)getpid());
+    // A download killed mid-way leaves this file; the next one removes it (owner PID dead).
+    ct_remove_stale_temps(blobs, "ctune.incomplete");
+    snprintf(tmp, sizeof tmp, "%s/ctune.incomplete.tmp.%ld", blobs, (long)getpid());
     http_body body = {0};
     if (!(body.f = fopen(tmp, "wb")))
         return ct_fail(err, CT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));

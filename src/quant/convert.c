@@ -1,7 +1,7 @@
 // convert.c: ctune convert, mlx_lm.convert's job (see convert.h). The source
 // (HF/MLX folder or GGUF file) becomes a list of tensors under Hugging Face
 // names; each is cast, quantized or de-quantized into an owned output buffer;
-// the folder is written into "<out>.tmp-XXXXXX" and renamed into place.
+// the folder is written into "<out>.tmp-<pid>-XXXXXX" and renamed into place.
 // Peak memory: the output tensors plus one tensor in f32.
 #include <stdio.h>
 #include <stdlib.h>

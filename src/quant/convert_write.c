@@ -3,11 +3,10 @@
 // {"format": "mlx"}, model.safetensors.index.json (always, as mlx-lm does),
 // config.json (top-level keys sorted, "quantization" mirrored into
 // "quantization_config"), tokenizer files, generation_config.json, *.py, and a
-// README.md model card. Everything goes into "<out>.tmp-XXXXXX", renamed to
+// README.md model card. Everything goes into "<out>.tmp-<pid>-XXXXXX", renamed to
 // <out> at the end; on failure that folder is removed.
 #include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,39 +222,9 @@ static ct_status write_model_card(const cv_job *j, const char *dir, ct_error *er
     return ct_write_file_atomic(path, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1, err);
 }
 
-// Removes the temporary folder and the files in it (it holds no subfolders).
-static void remove_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char p[4500];
-            if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < sizeof p)
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-static ct_status make_tmp_dir(const char *out, char *tmp, size_t n, ct_error *err) {
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", out);
-    CT_TRY(ct_mkdir_p(dirname(parent), err));
-    if ((size_t)snprintf(tmp, n, "%s.tmp-XXXXXX", out) >= n)
-        return ct_fail(err, CT_ERR_INVALID, "%s: path too long", out);
-    if (!mkdtemp(tmp))
-        return ct_fail(err, CT_ERR_IO, "%s: cannot create a folder there: %s", out, strerror(errno));
-    mode_t mask = umask(0); // mkdtemp makes it 0700; the result should look like mkdir's
-    umask(mask);
-    chmod(tmp, 0777 & ~mask);
-    return CT_OK;
-}
-
 ct_status cv_write_folder(cv_job *j, ct_error *err) {
     char tmp[4200];
-    CT_TRY(make_tmp_dir(j->o->mlx_path, tmp, sizeof tmp, err));
+    CT_TRY(ct_temp_dir_create(j->o->mlx_path, tmp, sizeof tmp, err));
     ct_status st = write_weights(j, tmp, err);
     if (st == CT_OK)
         st = write_config(j, tmp, err);
@@ -269,6 +238,6 @@ ct_status cv_write_folder(cv_job *j, ct_error *err) {
         st = ct_fail(err, CT_ERR_IO, "%s: cannot move the finished folder into place: %s", j->o->mlx_path,
                      strerror(errno));
     if (st != CT_OK)
-        remove_tmp(tmp);
+        ct_remove_tree(tmp, NULL);
     return st;
 }

@@ -2,7 +2,6 @@
 #include "ctune/trainer.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -75,25 +74,6 @@ int64_t ct_train_latest_checkpoint(const char *dir) {
     }
     ct_hub_free_list(files, n);
     return best;
-}
-
-// A writer killed mid-write leaves NAME.tmp.PID behind (ct_atomic_begin).
-// Removes those of processes that no longer exist; nothing reads them.
-static void remove_stale_temps(const char *dir) {
-    char **files;
-    size_t n;
-    if (ct_hub_list_dir(dir, &files, &n, NULL) != CT_OK)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const char *t = strstr(files[i], ".tmp.");
-        char *end, path[4096];
-        long pid = t ? strtol(t + 5, &end, 10) : 0;
-        if (pid <= 0 || *end || kill((pid_t)pid, 0) == 0 || errno != ESRCH) // alive, or not ours to judge
-            continue;
-        if (ct_path_join(path, sizeof path, dir, files[i], NULL) == CT_OK)
-            unlink(path);
-    }
-    ct_hub_free_list(files, n);
 }
 
 // ---- checkpoint state
@@ -407,7 +387,7 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
     }
     train_state s = {0};
     zero_grads(t);
-    remove_stale_temps(opt->adapter_path);
+    ct_remove_stale_temps(opt->adapter_path, NULL); // temps of writers killed mid-write
     if (!opt->resume)
         st = start_fresh(opt->adapter_path, err);
     if (st == CT_OK && opt->resume) {

@@ -148,3 +148,47 @@ expect_fail "disk full: lora adapters" "File too large" \
 absent "disk full: lora leaves no adapters file" "$BI/full-ad/adapters.safetensors"
 left=$(find "$BI" -name '*.tmp*' | head -3)
 [ -z "$left" ] && _record 1 "bad input: no temp files left anywhere" || _record 0 "bad input: no temp files left anywhere" "$left"
+
+# Malformed (not empty) files of each kind: the message names the file, and
+# the line where a text format has lines.
+with_bad() { # folder name, file, content
+    mkdir -p "$BI/$1" && cp $CM/* "$BI/$1/" && printf '%b' "$3" > "$BI/$1/$2"
+}
+with_bad m-config config.json '{\n  "model_type": "llama",\n  "hidden_size": 32,,\n}\n'
+expect_fail "malformed config.json: file:line" "m-config/config.json:3:" "$CTUNE" info "$BI/m-config"
+with_bad m-tok tokenizer.json '{"model": {"type": "BPE",\n "vocab": [1, 2}\n}\n'
+expect_fail "malformed tokenizer.json: file:line" "m-tok/tokenizer.json:2:" \
+    "$CTUNE" generate --model "$BI/m-tok" --prompt hi --max-tokens 1
+with_bad m-tokcfg tokenizer_config.json '{"chat_template": "x",\n "eos_token": }\n'
+expect_fail "malformed tokenizer_config.json: file:line" "m-tokcfg/tokenizer_config.json:2:" \
+    "$CTUNE" generate --model "$BI/m-tokcfg" --prompt hi --max-tokens 1
+with_bad m-st model.safetensors '\xff\xff\xff\xff\xff\xff\x00\x00{"a": 1}'
+expect_fail "malformed model.safetensors: header length past the end" "m-st/model.safetensors" "$CTUNE" info "$BI/m-st"
+printf 'GGUX\x03\x00\x00\x00' > "$BI/bad-magic.gguf"
+expect_fail "malformed .gguf: bad magic" "bad-magic.gguf" "$CTUNE" info "$BI/bad-magic.gguf"
+printf 'iters: 2\nlora_parameters: {rank: 4\nseed: 1\n' > "$BI/unclosed.yaml"
+expect_fail "malformed YAML: file:line" "unclosed.yaml:" \
+    "$CTUNE" lora -c "$BI/unclosed.yaml" --model $CM $BARGS --adapter-path "$BI/unclosed-ad"
+mkdir -p "$BI/m-valid"
+cp "$BI/data/train.jsonl" "$BI/m-valid/"
+printf '{"text": "fine"}\n{"text": \n' > "$BI/m-valid/valid.jsonl"
+expect_fail "malformed valid.jsonl: file:line" "valid.jsonl:2" \
+    "$CTUNE" lora --model $CM --data "$BI/m-valid" --train --iters 2 --batch-size 2 --seed 1 --adapter-path "$BI/m-valid-ad"
+absent "malformed valid.jsonl: no adapters written" "$BI/m-valid-ad/adapters.safetensors"
+mkdir -p "$BI/m-adcfg"
+cp "$BI/trunc/adapters.safetensors" "$BI/m-adcfg/" && printf '{"fine_tune_type": "lora",\n "num_layers": 2,\n "lora_parameters": {"rank": }}\n' > "$BI/m-adcfg/adapter_config.json"
+expect_fail "malformed adapter_config.json: file:line" "m-adcfg/adapter_config.json:3:" \
+    "$CTUNE" generate --model $CM --adapter-path "$BI/m-adcfg" --prompt-ids 1,2 --max-tokens 1
+mkdir -p "$BI/m-ad"
+cp "$BI/trunc/adapter_config.json" "$BI/m-ad/" && printf '\x10\x00\x00\x00\x00\x00\x00\x00{"x": [1, 2, 3]}' > "$BI/m-ad/adapters.safetensors"
+expect_fail "malformed adapters.safetensors" "m-ad/adapters.safetensors" \
+    "$CTUNE" generate --model $CM --adapter-path "$BI/m-ad" --prompt-ids 1,2 --max-tokens 1
+mkdir -p "$BI/m-peft"
+cp tests/fixtures/adapters/chat_peft/adapter_model.safetensors "$BI/m-peft/" && printf '{"peft_type": "LORA", "r": 2,\n "lora_alpha": "x"}\n' > "$BI/m-peft/adapter_config.json"
+expect_fail "malformed PEFT adapter_config.json names the key" "lora_alpha" \
+    "$CTUNE" generate --model $CM --adapter-path "$BI/m-peft" --prompt-ids 1,2 --max-tokens 1
+
+# Past max_position_embeddings (256 for the chat model): allowed, as in mlx-lm
+# and transformers (RoPE has no position table); the output is still finite.
+expect_out "prompt longer than max_position_embeddings: generates" "Generation: 4 tokens" \
+    "$CTUNE" generate --model $CM --prompt-ids "$(seq -s, 1 300)" --max-tokens 4 --temp 0

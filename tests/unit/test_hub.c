@@ -169,6 +169,16 @@ static void check_model_download(const server *s) {
     snprintf(cache, sizeof cache, "%s/hfcache", ct_test_tmpdir());
     ct_hub_options o;
     hub_opts(&o, cache, s->endpoint, "hf_secret");
+    // A download killed earlier left its temp file (its PID is gone): removed.
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    char blobs[1100];
+    snprintf(blobs, sizeof blobs, "%s/models--org--tiny/blobs", cache);
+    CHECK_OK(ct_mkdir_p(blobs, &err), &err);
+    snprintf(path, sizeof path, "%s/ctune.incomplete.tmp.%ld", blobs, (long)dead);
+    CHECK_OK(ct_write_file_atomic(path, "partial", 7, &err), &err);
     ct_log_level level = ct_log_get_level();
     ct_log_set_level(CT_LOG_WARN); // no "downloading" notes in the test output
     ct_hub_snapshot snap;
@@ -213,7 +223,7 @@ static void check_model_download(const server *s) {
     CHECK_OK(ct_hub_resolve(&o, CT_HUB_MODEL, "org/tiny", NULL, CT_HUB_MODEL_PATTERNS, &snap, &err), &err);
     ct_hub_snapshot_free(&snap);
     CHECK_EQ(count_lines_with(s->log, "/resolve/"), downloads);
-    // No temp files left in blobs/.
+    // No temp files left in blobs/ (nor the stale one planted above).
     char **files;
     size_t nf;
     snprintf(path, sizeof path, "%s/models--org--tiny/blobs", cache);
