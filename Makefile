@@ -5,7 +5,8 @@
 #   make demo   installs dependencies, builds, runs the demo
 #   make clang  builds with clang into build-clang (warnings are errors)
 #   make asan   the sanitizer build into build-asan
-# Variables: BUILD (output dir), CC, SAN=1 (sanitizers), OPT.
+# Variables: BUILD (output dir), CC, SAN=1 (sanitizers), OPT, MPI=0 (build
+# without MPI even when mpicc is found; see docs/distributed.md).
 
 BUILD ?= build
 CC ?= cc
@@ -19,6 +20,17 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fopenmp -Iinclude -MMD -MP $(CFLAGS)
 LDLIBS_ALL := -lcjson -lyaml -lopenblas -lpcre2-8 -lutf8proc -lcurl -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL := -fopenmp $(LDFLAGS)
+# MPI for data-parallel training (src/base/comm_mpi.c): on when OpenMPI's
+# mpicc is found; its --showme flags work with gcc and clang alike.
+MPI ?= 1
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+ifneq ($(MPI_LIBS),)
+CFLAGS_ALL += -DCT_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS_ALL += $(MPI_LIBS)
+endif
+endif
 ifeq ($(SAN),1)
 CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_ALL += -fsanitize=address,undefined

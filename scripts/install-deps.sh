@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="build-essential clang make pkg-config libcjson-dev libyaml-dev libopenblas-dev \
-libpcre2-dev libutf8proc-dev libcurl4-openssl-dev libomp-dev python3 python3-venv"
+libpcre2-dev libutf8proc-dev libcurl4-openssl-dev libomp-dev openmpi-bin libopenmpi-dev python3 python3-venv"
 
 missing=""
 for p in $PKGS; do

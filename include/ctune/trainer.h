@@ -14,6 +14,20 @@
 // (optimizer state, pending accumulated gradients, and metadata: iteration,
 // optimizer step, data position, trained tokens). Dropout seeds are a pure
 // function of (seed, iteration, micro-batch), so no RNG state needs saving.
+//
+// Data parallel (options.comm with N > 1 ranks, docs/distributed.md): every
+// rank runs this same loop on its rows [rank::N] of each global batch (the
+// batch size must be divisible by N). Per micro-batch, the ranks sum their
+// target counts (before the backward) and their summed losses (after it);
+// each rank's gradient enters its accumulation weighted by its share of the
+// targets, so after the optimizer-step all-reduce (in buckets of at most
+// CT_TRAIN_BUCKET_BYTES) every rank holds exactly the single-process
+// gradient of the global batch (not mlx-lm's mean of per-rank means).
+// Validation is sharded the same way. Rank 0 alone prints and writes files
+// (checkpoints, metrics.jsonl, the loss curve); at a checkpoint taken in the
+// middle of an accumulation, the pending gradients are summed onto rank 0
+// first, so its state file resumes any number of ranks. With dropout the
+// ranks draw different masks, so such a run is not the single-process one.
 #ifndef CTUNE_TRAINER_H
 #define CTUNE_TRAINER_H
 
@@ -21,6 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctune/comm.h"
 #include "ctune/dataset.h"
 #include "ctune/optim.h"
 
@@ -40,6 +55,10 @@ typedef struct ct_train_target {
     ct_status (*load)(void *ctx, const char *path, ct_error *err);
 } ct_train_target;
 
+// Gradient all-reduce bucket: the trainable gradients are flattened into
+// buckets of this size (or one bucket holding all of them when smaller).
+#define CT_TRAIN_BUCKET_BYTES ((size_t)64 << 20)
+
 typedef struct ct_train_options {
     int64_t iters;
     int64_t batch_size;
@@ -55,7 +74,8 @@ typedef struct ct_train_options {
     ct_schedule schedule;
     const char *adapter_path; // checkpoint folder (exists)
     bool resume;              // continue from the latest checkpoint in adapter_path
-    FILE *out;                // report lines (stdout in the CLI)
+    FILE *out;                // report lines (stdout in the CLI; rank 0 only)
+    ct_comm *comm;            // data-parallel ranks; NULL: one process
 } ct_train_options;
 
 typedef struct ct_train_result {
@@ -70,9 +90,11 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
 
 // Mean loss over up to max_batches batches (-1: all), token-weighted, as
 // mlx-lm's evaluate; batches in a fixed seeded order so repeated evaluations
-// see the same examples. *ntok gets the total target count.
+// see the same examples. *ntok gets the total target count. With comm (may
+// be NULL) each rank evaluates its rows of every batch and all get the sums.
 ct_status ct_evaluate(const ct_train_target *t, const ct_examples *ex, int64_t batch_size, int64_t max_batches,
-                      int64_t max_seq_length, uint64_t seed, double *loss, int64_t *ntok, ct_error *err);
+                      int64_t max_seq_length, uint64_t seed, ct_comm *comm, double *loss, int64_t *ntok,
+                      ct_error *err);
 
 // The latest checkpoint iteration N in dir with both {N:07d}_adapters and
 // {N:07d}_state files, or 0 when there is none.

@@ -2,13 +2,19 @@
 // mlx_lm.lora does (same flags, YAML keys and files), then optionally report
 // the test loss. Flags and YAML: include/ctune/lora_args.h; the loop:
 // include/ctune/trainer.h; the model side: include/ctune/tuned_model.h.
+// Under mpirun every process runs this same command as one rank of a
+// data-parallel run (include/ctune/comm.h, docs/distributed.md): rank 0 alone
+// prints to stdout and writes files; errors name the rank.
+#include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "ctune/adapter.h"
+#include "ctune/comm.h"
 #include "ctune/data_encode.h"
 #include "ctune/dataset.h"
 #include "ctune/fs.h"
@@ -31,6 +37,7 @@ typedef struct lora_run {
     ct_dataset train, valid, test;
     ct_examples ex_train, ex_valid, ex_test;
     ct_tuned_model *tuned;
+    ct_comm *comm;
 } lora_run;
 
 static void run_free(lora_run *r) {
@@ -101,7 +108,8 @@ static ct_status train(lora_run *r, ct_error *err) {
     char line[256];
     ct_format_trainable_parameters(line, sizeof line, trainable, total);
     printf("%s\n", line);
-    CT_TRY(ct_lora_args_save_config(a, err));
+    if (ct_comm_rank(r->comm) == 0)
+        CT_TRY(ct_lora_args_save_config(a, err));
     ct_train_options o = {
         .iters = a->iters,
         .batch_size = a->batch_size,
@@ -115,6 +123,7 @@ static ct_status train(lora_run *r, ct_error *err) {
         .adapter_path = a->adapter_path,
         .resume = a->resume,
         .out = stdout,
+        .comm = r->comm,
     };
     CT_TRY(optimizer_from_args(a, &o.optim, err));
     CT_TRY(schedule_from_args(a, &o.schedule, err));
@@ -143,7 +152,7 @@ static ct_status test(lora_run *r, ct_error *err) {
     double loss;
     int64_t ntok;
     CT_TRY(ct_evaluate(&target, &r->ex_test, a->batch_size, a->test_batches, a->max_seq_length, (uint64_t)a->seed,
-                       &loss, &ntok, err));
+                       r->comm, &loss, &ntok, err));
     printf("Test loss %.3f, Test ppl %.3f.\n", loss, exp(loss));
     return CT_OK;
 }
@@ -182,15 +191,67 @@ static ct_status run(lora_run *r, ct_error *err) {
     return CT_OK;
 }
 
+// --comm-timeout SECONDS (ctune's own, for runs under mpirun): taken out of
+// argv before the mlx_lm.lora flags are parsed.
+static ct_status take_comm_timeout(int *argc, char **argv, double *timeout, ct_error *err) {
+    *timeout = CT_COMM_DEFAULT_TIMEOUT;
+    int kept = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "--comm-timeout")) {
+            if (i + 1 >= *argc)
+                return ct_fail(err, CT_ERR_INVALID, "--comm-timeout needs a number of seconds");
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--comm-timeout=", 15)) {
+            v = argv[i] + 15;
+        } else {
+            argv[kept++] = argv[i];
+            continue;
+        }
+        char *end;
+        errno = 0;
+        *timeout = strtod(v, &end);
+        if (end == v || *end || errno || !(*timeout > 0))
+            return ct_fail(err, CT_ERR_INVALID, "--comm-timeout: expected seconds > 0, got \"%s\"", v);
+    }
+    *argc = kept;
+    return CT_OK;
+}
+
+// One rank of several: one OpenMP thread per rank unless OMP_NUM_THREADS
+// says otherwise (the ranks share the cores), and only rank 0 talks on stdout.
+static void setup_rank(const ct_comm *comm) {
+    if (ct_comm_size(comm) == 1)
+        return;
+    if (!getenv("OMP_NUM_THREADS"))
+        omp_set_num_threads(1);
+    if (ct_comm_rank(comm) > 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            ct_log_warn("rank %d: cannot silence stdout", ct_comm_rank(comm));
+        if (ct_log_get_level() > CT_LOG_WARN)
+            ct_log_set_level(CT_LOG_WARN);
+    }
+}
+
 int cmd_lora(int argc, char **argv) {
     lora_run r;
     memset(&r, 0, sizeof r);
     ct_error err;
-    if (ct_lora_args_parse(&r.args, argc - 1, argv + 1, &err) != CT_OK)
+    double timeout;
+    argc--;
+    argv++;
+    if (take_comm_timeout(&argc, argv, &timeout, &err) != CT_OK)
+        return cli_usage_error("lora", "%s", err.msg);
+    if (ct_lora_args_parse(&r.args, argc, argv, &err) != CT_OK)
         return cli_usage_error("lora", "%s", err.msg);
     if (r.args.help) {
         char *help = ct_lora_args_help();
         fputs(help, stdout);
+        printf("\nctune (data-parallel runs under mpirun, docs/distributed.md):\n"
+               "  --comm-timeout SECONDS\n"
+               "                        fail when a collective waits longer than this for the other ranks\n"
+               "                        (default %.0f)\n",
+               CT_COMM_DEFAULT_TIMEOUT);
         free(help);
         ct_lora_args_free(&r.args);
         return 0;
@@ -199,7 +260,23 @@ int cmd_lora(int argc, char **argv) {
         ct_lora_args_free(&r.args);
         return cli_usage_error("lora", "%s", err.msg);
     }
-    int rc = run(&r, &err) == CT_OK ? 0 : cli_report(&err);
+    ct_comm comm;
+    if (ct_comm_init(&comm, timeout, &err) != CT_OK) {
+        ct_lora_args_free(&r.args);
+        return cli_report(&err);
+    }
+    r.comm = &comm;
+    setup_rank(&comm);
+    int world = ct_comm_size(&comm), rc = 0;
+    if (run(&r, &err) != CT_OK) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "rank %d:", ct_comm_rank(&comm));
+        if (world > 1 && strncmp(err.msg, prefix, strlen(prefix)) != 0) // comm errors name the rank already
+            ct_error_context(&err, "rank %d", ct_comm_rank(&comm));
+        rc = cli_report(&err);
+    }
     run_free(&r);
+    fflush(stdout);
+    ct_comm_finalize(&comm, rc != 0 && world > 1); // a failed rank stops the others (no hang)
     return rc;
 }

@@ -28,14 +28,15 @@ static uint64_t splitmix64(uint64_t x) {
 static uint64_t dropout_seed(uint64_t seed, int64_t it) { return splitmix64(seed * 0x100000001b3ull ^ (uint64_t)it) | 1; }
 
 ct_status ct_evaluate(const ct_train_target *t, const ct_examples *ex, int64_t batch_size, int64_t max_batches,
-                      int64_t max_seq_length, uint64_t seed, double *loss, int64_t *ntok, ct_error *err) {
+                      int64_t max_seq_length, uint64_t seed, ct_comm *comm, double *loss, int64_t *ntok,
+                      ct_error *err) {
     *loss = NAN;
     *ntok = 0;
-    ct_batch_options bo = {(size_t)batch_size, max_seq_length, seed, true, false, 0, 1};
+    ct_batch_options bo = {(size_t)batch_size, max_seq_length, seed, true, false, ct_comm_rank(comm),
+                           ct_comm_size(comm)};
     ct_batcher b;
     CT_TRY(ct_batcher_init(&b, ex, &bo, err));
-    double sum = 0;
-    int64_t n = 0;
+    double sums[2] = {0, 0}; // loss * targets, targets
     ct_status st = CT_OK;
     for (int64_t i = 0; max_batches < 0 || i < max_batches; i++) {
         ct_batch batch;
@@ -46,13 +47,15 @@ ct_status ct_evaluate(const ct_train_target *t, const ct_examples *ex, int64_t b
         int64_t k;
         if ((st = t->loss(t->ctx, &batch, false, 0, &l, &k, err)) != CT_OK)
             break;
-        sum += l * (double)k;
-        n += k;
+        sums[0] += l * (double)k;
+        sums[1] += (double)k;
     }
     ct_batcher_free(&b);
-    if (st == CT_OK && n > 0)
-        *loss = sum / (double)n;
-    *ntok = n;
+    if (st == CT_OK)
+        st = ct_comm_allreduce_sum_f64(comm, sums, 2, err);
+    if (st == CT_OK && sums[1] > 0)
+        *loss = sums[0] / sums[1];
+    *ntok = (int64_t)sums[1];
     return st;
 }
 
@@ -274,33 +277,148 @@ static ct_status start_fresh(const char *dir, ct_error *err) {
     return st;
 }
 
+// ---- data parallel: the ranks' share of each micro-batch and the gradient sum
+
+typedef struct data_parallel {
+    ct_comm *comm;  // NULL: one process
+    int rank, world;
+    double gscale;  // this rank's accumulated gradient is gscale * params[i].g
+    bool grads_zero; // every .g is zero (nothing accumulated yet)
+    float *bucket;  // (bucket_len,) flattened gradients for the all-reduce
+    size_t bucket_len;
+} data_parallel;
+
+static int64_t grad_len(const ct_train_target *t, int i) { return t->params[i].rows * t->params[i].cols; }
+
+static void scale_grads(const ct_train_target *t, float k) {
+    for (int i = 0; i < t->n_params; i++)
+        for (int64_t j = 0; j < grad_len(t, i); j++)
+            t->params[i].g[j] *= k;
+}
+
+static void zero_grads(const ct_train_target *t, data_parallel *dp) {
+    for (int i = 0; i < t->n_params; i++)
+        memset(t->params[i].g, 0, (size_t)grad_len(t, i) * sizeof(float));
+    dp->gscale = 1;
+    dp->grads_zero = true;
+}
+
+static ct_status dp_init(data_parallel *dp, const ct_train_target *t, ct_comm *comm, ct_error *err) {
+    *dp = (data_parallel){comm, ct_comm_rank(comm), ct_comm_size(comm), 1, true, NULL, 0};
+    if (dp->world == 1)
+        return CT_OK;
+    size_t total = 0;
+    for (int i = 0; i < t->n_params; i++)
+        total += (size_t)grad_len(t, i);
+    size_t cap = CT_TRAIN_BUCKET_BYTES / sizeof(float);
+    dp->bucket_len = total < cap ? total : cap;
+    dp->bucket = malloc((dp->bucket_len ? dp->bucket_len : 1) * sizeof(float));
+    if (!dp->bucket)
+        return ct_fail(err, CT_ERR_NOMEM, "out of memory for a %zu-float gradient bucket", dp->bucket_len);
+    return CT_OK;
+}
+
+// Copies elements [lo, lo + n) of the concatenated gradients to (gather) or
+// from (scatter) the bucket.
+static void bucket_copy(const ct_train_target *t, float *bucket, size_t lo, size_t n, bool gather) {
+    size_t base = 0;
+    for (int i = 0; i < t->n_params && n > 0; i++) {
+        size_t len = (size_t)grad_len(t, i);
+        if (lo < base + len) {
+            size_t off = lo - base, k = len - off < n ? len - off : n;
+            float *g = t->params[i].g + off;
+            memcpy(gather ? bucket : g, gather ? g : bucket, k * sizeof(float));
+            bucket += k;
+            lo += k;
+            n -= k;
+        }
+        base += len;
+    }
+}
+
+// Brings the accumulated gradient to its true scale and sums it across
+// ranks, bucket by bucket: afterwards every rank holds the global gradient.
+static ct_status allreduce_grads(const ct_train_target *t, data_parallel *dp, ct_error *err) {
+    if (dp->world == 1)
+        return CT_OK;
+    if (dp->gscale != 1)
+        scale_grads(t, (float)dp->gscale);
+    dp->gscale = 1;
+    size_t total = 0;
+    for (int i = 0; i < t->n_params; i++)
+        total += (size_t)grad_len(t, i);
+    for (size_t lo = 0; lo < total; lo += dp->bucket_len) {
+        size_t n = total - lo < dp->bucket_len ? total - lo : dp->bucket_len;
+        bucket_copy(t, dp->bucket, lo, n, true);
+        CT_TRY(ct_comm_allreduce_sum_f32(dp->comm, dp->bucket, n, err));
+        bucket_copy(t, dp->bucket, lo, n, false);
+    }
+    dp->grads_zero = false;
+    return CT_OK;
+}
+
+// One micro-batch on this rank's rows. The global batch's mean loss is
+// sum_r n_r * loss_r / N (n_r: rank r's targets, N their sum) and its
+// gradient sum_r (n_r / N) * grad(loss_r): each rank's gradient enters the
+// accumulation with weight w = n_r / N. target->loss ADDS grad(loss_r) to .g,
+// so .g is kept in units of the current weight (accumulated = gscale * .g):
+// rescaling .g by gscale / w first makes the addition land with weight w.
+// With one rank w = 1 and nothing is rescaled.
+static ct_status micro_batch(const ct_train_target *t, data_parallel *dp, const ct_batch *b, uint64_t seed,
+                             double *loss, int64_t *ntok, ct_error *err) {
+    if (dp->world == 1) {
+        dp->grads_zero = false;
+        return t->loss(t->ctx, b, true, seed, loss, ntok, err);
+    }
+    double n = (double)b->n_targets, sum = 0;
+    CT_TRY(ct_comm_allreduce_sum_f64(dp->comm, &n, 1, err));
+    if (b->n_targets > 0) {
+        double w = (double)b->n_targets / n, l;
+        int64_t k;
+        if (!dp->grads_zero && w != dp->gscale)
+            scale_grads(t, (float)(dp->gscale / w));
+        dp->gscale = w;
+        dp->grads_zero = false;
+        CT_TRY(t->loss(t->ctx, b, true, seed, &l, &k, err));
+        sum = l * (double)k;
+    }
+    CT_TRY(ct_comm_allreduce_sum_f64(dp->comm, &sum, 1, err));
+    *loss = sum / n;
+    *ntok = (int64_t)n;
+    return CT_OK;
+}
+
+// Before a state file is written in the middle of an accumulation: the
+// ranks' pending gradients are summed onto rank 0 (the others zero theirs),
+// so rank 0's file holds the whole pending sum and the next all-reduce still
+// counts it once.
+static ct_status gather_pending(const ct_train_target *t, data_parallel *dp, ct_error *err) {
+    CT_TRY(allreduce_grads(t, dp, err));
+    if (dp->rank != 0)
+        zero_grads(t, dp);
+    return CT_OK;
+}
+
 // ---- the loop
 
 typedef struct report_window {
-    double loss_sum, time;
+    double loss_sum, time, comm_time;
     int64_t steps, tokens;
+    uint64_t comm_bytes;
 } report_window;
 
-static void zero_grads(const ct_train_target *t) {
-    for (int i = 0; i < t->n_params; i++)
-        memset(t->params[i].g, 0, (size_t)(t->params[i].rows * t->params[i].cols) * sizeof(float));
-}
-
 static ct_status optimizer_step(const ct_train_target *t, ct_optimizer *o, const ct_train_options *opt,
-                                int64_t pending, double *lr_used) {
-    if (pending > 1) {
-        float k = 1.0f / (float)pending;
-        for (int i = 0; i < t->n_params; i++)
-            for (int64_t j = 0; j < t->params[i].rows * t->params[i].cols; j++)
-                t->params[i].g[j] *= k;
-    }
+                                data_parallel *dp, int64_t pending, double *lr_used, ct_error *err) {
+    CT_TRY(allreduce_grads(t, dp, err));
+    if (pending > 1)
+        scale_grads(t, 1.0f / (float)pending);
     if (opt->max_grad_norm > 0) {
         float **g = malloc((size_t)t->n_params * sizeof *g);
         int64_t *lens = malloc((size_t)t->n_params * sizeof *lens);
         if (g && lens) {
             for (int i = 0; i < t->n_params; i++) {
                 g[i] = t->params[i].g;
-                lens[i] = t->params[i].rows * t->params[i].cols;
+                lens[i] = grad_len(t, i);
             }
             ct_clip_grad_norm(g, lens, t->n_params, opt->max_grad_norm);
         }
@@ -309,13 +427,17 @@ static ct_status optimizer_step(const ct_train_target *t, ct_optimizer *o, const
     }
     *lr_used = ct_schedule_lr(&opt->schedule, (int64_t)o->step);
     ct_optimizer_update(o, (float)*lr_used, t->params);
-    zero_grads(t);
+    zero_grads(t, dp);
     return CT_OK;
 }
 
 static ct_status checkpoint(const ct_train_target *t, const ct_optimizer *o, const ct_train_options *opt,
-                            const train_state *s, bool numbered, ct_error *err) {
+                            data_parallel *dp, const train_state *s, bool numbered, ct_error *err) {
     char path[4096];
+    if (numbered && s->pending > 0)
+        CT_TRY(gather_pending(t, dp, err));
+    if (dp->rank != 0)
+        return CT_OK;
     if (numbered) {
         snprintf(path, sizeof path, "%s/%07" PRId64 "_state.safetensors", opt->adapter_path, s->iteration);
         CT_TRY(save_state(path, t, o, s, err));
@@ -327,16 +449,19 @@ static ct_status checkpoint(const ct_train_target *t, const ct_optimizer *o, con
 }
 
 static ct_status validate(const ct_train_target *t, const ct_examples *valid, const ct_train_options *opt, int64_t it,
-                          ct_train_result *res, ct_error *err) {
+                          bool root, ct_train_result *res, ct_error *err) {
     double t0 = ct_now(), loss;
     int64_t ntok;
-    CT_TRY(ct_evaluate(t, valid, opt->batch_size, opt->val_batches, opt->max_seq_length, opt->seed, &loss, &ntok, err));
+    CT_TRY(ct_evaluate(t, valid, opt->batch_size, opt->val_batches, opt->max_seq_length, opt->seed, opt->comm, &loss,
+                       &ntok, err));
     double took = ct_now() - t0;
-    fprintf(opt->out, "Iter %" PRId64 ": Val loss %.3f, Val took %.3fs\n", it, loss, took);
-    fflush(opt->out);
     if (isnan(res->first_val_loss))
         res->first_val_loss = loss;
     res->last_val_loss = loss;
+    if (!root)
+        return CT_OK;
+    fprintf(opt->out, "Iter %" PRId64 ": Val loss %.3f, Val took %.3fs\n", it, loss, took);
+    fflush(opt->out);
     cJSON *m = cJSON_CreateObject();
     cJSON_AddNumberToObject(m, "iteration", (double)it);
     cJSON_AddNumberToObject(m, "val_loss", loss);
@@ -346,93 +471,99 @@ static ct_status validate(const ct_train_target *t, const ct_examples *valid, co
     return st;
 }
 
-static ct_status report(const ct_train_options *opt, int64_t it, double lr, report_window *w, train_state *s,
-                        ct_train_result *res, ct_error *err) {
+static ct_status report(const ct_train_options *opt, int64_t it, double lr, const data_parallel *dp,
+                        report_window *w, train_state *s, ct_train_result *res, ct_error *err) {
     double loss = w->loss_sum / (double)w->steps, its = w->steps / w->time, tps = (double)w->tokens / w->time;
     double peak = (double)ct_peak_rss_bytes() / 1e9;
+    double comm_bytes = (double)w->comm_bytes / (double)w->steps, comm_share = w->comm_time / w->time;
     s->trained_tokens += w->tokens;
-    fprintf(opt->out,
-            "Iter %" PRId64 ": Train loss %.3f, Learning Rate %.3e, It/sec %.3f, Tokens/sec %.3f, Trained Tokens %" PRId64
-            ", Peak mem %.3f GB\n",
-            it, loss, lr, its, tps, s->trained_tokens, peak);
-    fflush(opt->out);
     res->last_train_loss = loss;
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddNumberToObject(m, "iteration", (double)it);
-    cJSON_AddNumberToObject(m, "train_loss", loss);
-    cJSON_AddNumberToObject(m, "learning_rate", lr);
-    cJSON_AddNumberToObject(m, "iterations_per_second", its);
-    cJSON_AddNumberToObject(m, "tokens_per_second", tps);
-    cJSON_AddNumberToObject(m, "trained_tokens", (double)s->trained_tokens);
-    cJSON_AddNumberToObject(m, "peak_memory", peak);
-    ct_status st = append_metrics(opt->adapter_path, m, err);
-    cJSON_Delete(m);
+    ct_status st = CT_OK;
+    if (dp->rank == 0) {
+        fprintf(opt->out,
+                "Iter %" PRId64 ": Train loss %.3f, Learning Rate %.3e, It/sec %.3f, Tokens/sec %.3f, "
+                "Trained Tokens %" PRId64 ", Peak mem %.3f GB\n",
+                it, loss, lr, its, tps, s->trained_tokens, peak);
+        if (dp->world > 1)
+            fprintf(opt->out, "Iter %" PRId64 ": %d ranks, reduced %.3f MB per step, %.1f%% of the time communicating\n",
+                    it, dp->world, comm_bytes / 1e6, 100 * comm_share);
+        fflush(opt->out);
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddNumberToObject(m, "iteration", (double)it);
+        cJSON_AddNumberToObject(m, "train_loss", loss);
+        cJSON_AddNumberToObject(m, "learning_rate", lr);
+        cJSON_AddNumberToObject(m, "iterations_per_second", its);
+        cJSON_AddNumberToObject(m, "tokens_per_second", tps);
+        cJSON_AddNumberToObject(m, "trained_tokens", (double)s->trained_tokens);
+        cJSON_AddNumberToObject(m, "peak_memory", peak);
+        if (dp->world > 1) {
+            cJSON_AddNumberToObject(m, "ranks", dp->world);
+            cJSON_AddNumberToObject(m, "comm_bytes_per_step", comm_bytes);
+            cJSON_AddNumberToObject(m, "comm_time_fraction", comm_share);
+        }
+        st = append_metrics(opt->adapter_path, m, err);
+        cJSON_Delete(m);
+    }
     *w = (report_window){0};
     return st;
 }
 
-ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_examples *valid,
-                   const ct_train_options *opt, ct_train_result *res, ct_error *err) {
-    *res = (ct_train_result){0, NAN, NAN, NAN, 0};
-    if (opt->grad_accumulation_steps < 1)
-        return ct_fail(err, CT_ERR_INVALID, "grad_accumulation_steps must be at least 1");
-    ct_optimizer o;
-    CT_TRY(ct_optimizer_init(&o, &opt->optim, t->params, t->n_params, err));
-    ct_batch_options bo = {(size_t)opt->batch_size, opt->max_seq_length, opt->seed, true, true, 0, 1};
-    ct_batcher b;
-    ct_status st = ct_batcher_init(&b, train, &bo, err);
-    if (st != CT_OK) {
-        ct_optimizer_free(&o);
-        return st;
+// Restores the latest checkpoint of opt->adapter_path into t, o, s and b.
+static ct_status resume(const ct_train_target *t, ct_optimizer *o, const ct_train_options *opt, data_parallel *dp,
+                        ct_batcher *b, train_state *s, ct_error *err) {
+    int64_t n = ct_train_latest_checkpoint(opt->adapter_path);
+    char path[4096];
+    if (n == 0)
+        return ct_fail(err, CT_ERR_INVALID, "--resume: no checkpoint (NNNNNNN_state.safetensors) in %s",
+                       opt->adapter_path);
+    snprintf(path, sizeof path, "%s/%07" PRId64 "_state.safetensors", opt->adapter_path, n);
+    CT_TRY(load_state(path, t, o, s, err));
+    dp->grads_zero = s->pending == 0;
+    if (dp->rank != 0 && s->pending > 0) // rank 0 carries the pending sum (gather_pending)
+        zero_grads(t, dp);
+    snprintf(path, sizeof path, "%s/%07" PRId64 "_adapters.safetensors", opt->adapter_path, n);
+    CT_TRY(t->load(t->ctx, path, err));
+    CT_TRY(ct_batcher_seek(b, s->data, err));
+    if (dp->rank == 0) {
+        CT_TRY(trim_metrics(opt->adapter_path, s->iteration, err));
+        ct_log_info("Resuming from iteration %" PRId64 " (%s)", s->iteration, opt->adapter_path);
     }
-    train_state s = {0};
-    zero_grads(t);
-    ct_remove_stale_temps(opt->adapter_path, NULL); // temps of writers killed mid-write
-    if (!opt->resume)
-        st = start_fresh(opt->adapter_path, err);
-    if (st == CT_OK && opt->resume) {
-        int64_t n = ct_train_latest_checkpoint(opt->adapter_path);
-        char path[4096];
-        if (n == 0) {
-            st = ct_fail(err, CT_ERR_INVALID, "--resume: no checkpoint (NNNNNNN_state.safetensors) in %s",
-                         opt->adapter_path);
-        } else {
-            snprintf(path, sizeof path, "%s/%07" PRId64 "_state.safetensors", opt->adapter_path, n);
-            st = load_state(path, t, &o, &s, err);
-            snprintf(path, sizeof path, "%s/%07" PRId64 "_adapters.safetensors", opt->adapter_path, n);
-            if (st == CT_OK)
-                st = t->load(t->ctx, path, err);
-            if (st == CT_OK)
-                st = ct_batcher_seek(&b, s.data, err);
-            if (st == CT_OK)
-                st = trim_metrics(opt->adapter_path, s.iteration, err);
-            if (st == CT_OK)
-                ct_log_info("Resuming from iteration %" PRId64 " (%s)", s.iteration, opt->adapter_path);
-        }
-    }
-    bool have_valid = valid && valid->n > 0;
+    return CT_OK;
+}
+
+static ct_status train_loop(const ct_train_target *t, const ct_examples *valid, const ct_train_options *opt,
+                            ct_optimizer *o, ct_batcher *b, data_parallel *dp, train_state *s, ct_train_result *res,
+                            ct_error *err) {
+    bool have_valid = valid && valid->n > 0, root = dp->rank == 0;
     report_window w = {0};
-    double lr = ct_schedule_lr(&opt->schedule, (int64_t)o.step > 0 ? (int64_t)o.step - 1 : 0);
-    ct_progress bar;
-    ct_progress_begin(&bar, "train", opt->iters);
-    ct_progress_update(&bar, s.iteration);
+    double lr = ct_schedule_lr(&opt->schedule, (int64_t)o->step > 0 ? (int64_t)o->step - 1 : 0);
+    ct_progress bar = {0};
+    if (root) {
+        ct_progress_begin(&bar, "train", opt->iters);
+        ct_progress_update(&bar, s->iteration);
+    }
+    ct_status st = ct_comm_barrier(dp->comm, err); // ranks start together: loading is not communication time
     // Resumed from the last iteration's checkpoint (killed before it wrote
     // adapters.safetensors): write it now.
-    if (st == CT_OK && s.iteration >= opt->iters)
-        st = checkpoint(t, &o, opt, &s, false, err);
-    for (int64_t it = s.iteration + 1; st == CT_OK && it <= opt->iters; it++) {
+    if (st == CT_OK && s->iteration >= opt->iters)
+        st = checkpoint(t, o, opt, dp, s, false, err);
+    for (int64_t it = s->iteration + 1; st == CT_OK && it <= opt->iters; it++) {
         if (have_valid && (it == 1 || it % opt->steps_per_eval == 0 || it == opt->iters)) {
-            if ((st = validate(t, valid, opt, it, res, err)) != CT_OK)
+            if ((st = validate(t, valid, opt, it, root, res, err)) != CT_OK)
                 break;
         }
-        double t0 = ct_now();
+        double t0 = ct_now(), c0 = dp->comm ? dp->comm->stats.seconds : 0;
+        uint64_t b0 = dp->comm ? dp->comm->stats.bytes_reduced : 0;
         ct_batch batch;
         bool done;
-        if ((st = ct_batcher_next(&b, &batch, &done, err)) != CT_OK)
+        if ((st = ct_batcher_next(b, &batch, &done, err)) != CT_OK)
             break;
         double loss;
         int64_t ntok;
-        if ((st = t->loss(t->ctx, &batch, true, dropout_seed(opt->seed, it), &loss, &ntok, err)) != CT_OK)
+        uint64_t seed = dropout_seed(opt->seed, it);
+        if (dp->rank > 0) // the ranks' rows draw different dropout masks
+            seed = splitmix64(seed + (uint64_t)dp->rank) | 1;
+        if ((st = micro_batch(t, dp, &batch, seed, &loss, &ntok, err)) != CT_OK)
             break;
         if (!isfinite(loss)) {
             st = ct_fail(err, CT_ERR_NUMERIC,
@@ -441,32 +572,73 @@ ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_
                          it, loss);
             break;
         }
-        if (++s.pending == opt->grad_accumulation_steps) {
-            optimizer_step(t, &o, opt, s.pending, &lr);
-            s.pending = 0;
+        if (++s->pending == opt->grad_accumulation_steps) {
+            if ((st = optimizer_step(t, o, opt, dp, s->pending, &lr, err)) != CT_OK)
+                break;
+            s->pending = 0;
         }
         w.loss_sum += loss;
         w.tokens += ntok;
         w.steps++;
         w.time += ct_now() - t0;
-        s.iteration = it;
-        s.data = ct_batcher_tell(&b);
+        if (dp->comm) {
+            w.comm_time += dp->comm->stats.seconds - c0;
+            w.comm_bytes += dp->comm->stats.bytes_reduced - b0;
+        }
+        s->iteration = it;
+        s->data = ct_batcher_tell(b);
         if (it % opt->steps_per_report == 0 || it == opt->iters)
-            st = report(opt, it, lr, &w, &s, res, err);
+            st = report(opt, it, lr, dp, &w, s, res, err);
         if (st == CT_OK && (it % opt->save_every == 0 || it == opt->iters)) {
-            st = checkpoint(t, &o, opt, &s, it % opt->save_every == 0, err);
-            if (st == CT_OK && it % opt->save_every == 0)
+            st = checkpoint(t, o, opt, dp, s, it % opt->save_every == 0, err);
+            if (st == CT_OK && root && it % opt->save_every == 0)
                 ct_log_info("Iter %" PRId64 ": Saved adapter weights to %s/adapters.safetensors and "
                             "%s/%07" PRId64 "_adapters.safetensors.",
                             it, opt->adapter_path, opt->adapter_path, it);
         }
-        ct_progress_update(&bar, it);
+        if (root)
+            ct_progress_update(&bar, it);
     }
-    if (bar.tty)
+    if (root && bar.tty)
         ct_progress_end(&bar);
+    return st;
+}
+
+ct_status ct_train(const ct_train_target *t, const ct_examples *train, const ct_examples *valid,
+                   const ct_train_options *opt, ct_train_result *res, ct_error *err) {
+    *res = (ct_train_result){0, NAN, NAN, NAN, 0};
+    if (opt->grad_accumulation_steps < 1)
+        return ct_fail(err, CT_ERR_INVALID, "grad_accumulation_steps must be at least 1");
+    data_parallel dp;
+    CT_TRY(dp_init(&dp, t, opt->comm, err));
+    ct_optimizer o;
+    ct_status st = ct_optimizer_init(&o, &opt->optim, t->params, t->n_params, err);
+    if (st != CT_OK) {
+        free(dp.bucket);
+        return st;
+    }
+    ct_batch_options bo = {(size_t)opt->batch_size, opt->max_seq_length, opt->seed, true, true, dp.rank, dp.world};
+    ct_batcher b;
+    if ((st = ct_batcher_init(&b, train, &bo, err)) != CT_OK) {
+        ct_optimizer_free(&o);
+        free(dp.bucket);
+        return st;
+    }
+    train_state s = {0};
+    zero_grads(t, &dp);
+    if (dp.rank == 0) {
+        ct_remove_stale_temps(opt->adapter_path, NULL); // temps of writers killed mid-write
+        if (!opt->resume)
+            st = start_fresh(opt->adapter_path, err);
+    }
+    if (st == CT_OK && opt->resume)
+        st = resume(t, &o, opt, &dp, &b, &s, err);
+    if (st == CT_OK)
+        st = train_loop(t, valid, opt, &o, &b, &dp, &s, res, err);
     res->iterations = s.iteration;
     res->trained_tokens = s.trained_tokens;
     ct_batcher_free(&b);
     ct_optimizer_free(&o);
+    free(dp.bucket);
     return st;
 }

@@ -3,6 +3,7 @@
 // loss falls, report lines, metrics and loss curve, checkpoints, and that a run
 // resumed from a checkpoint ends bit-identical to an uninterrupted one.
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "ctune/fs.h"
@@ -228,5 +229,168 @@ TEST(trainer_nan_loss_stops_with_message) {
     ct_train_result r;
     ct_error err;
     CHECK_FAILS(ct_train(&t, &tr, NULL, &o, &r, &err), &err, "the training loss is");
+    ct_examples_free(&tr);
+}
+
+// ---- data parallel: two ranks as two threads of this process, summing through
+// shared memory (comm.h's semantics without MPI), against one process with the
+// same global batch. The ranks' token counts differ, so mlx-lm's mean of
+// per-rank means would not match.
+
+typedef struct thread_world {
+    pthread_barrier_t bar;
+    pthread_mutex_t mu;
+    double sum[V * V];
+} thread_world;
+
+typedef struct thread_rank {
+    thread_world *world;
+    int rank;
+    ct_comm comm;
+    bigram model;
+    ct_train_target target;
+    const ct_examples *train, *valid;
+    ct_train_options opt;
+    ct_train_result res;
+    ct_error err;
+    ct_status st;
+} thread_rank;
+
+static int tr_rank(const ct_comm *c) { return ((const thread_rank *)c->impl)->rank; }
+static int tr_size(const ct_comm *c) { return 2; }
+
+static ct_status tr_sum(ct_comm *c, void *buf, size_t n, bool f32, ct_error *err) {
+    thread_rank *r = c->impl;
+    thread_world *w = r->world;
+    if (n > V * V)
+        return ct_fail(err, CT_ERR_INVALID, "test comm: %zu elements", n);
+    if (r->rank == 0)
+        memset(w->sum, 0, sizeof w->sum);
+    pthread_barrier_wait(&w->bar);
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        w->sum[i] += f32 ? ((float *)buf)[i] : ((double *)buf)[i];
+    pthread_mutex_unlock(&w->mu);
+    pthread_barrier_wait(&w->bar);
+    for (size_t i = 0; i < n; i++) {
+        if (f32)
+            ((float *)buf)[i] = (float)w->sum[i];
+        else
+            ((double *)buf)[i] = w->sum[i];
+    }
+    pthread_barrier_wait(&w->bar);
+    return CT_OK;
+}
+
+static ct_status tr_sum_f32(ct_comm *c, float *buf, size_t n, ct_error *err) { return tr_sum(c, buf, n, true, err); }
+static ct_status tr_sum_f64(ct_comm *c, double *buf, size_t n, ct_error *err) { return tr_sum(c, buf, n, false, err); }
+static ct_status tr_barrier(ct_comm *c, ct_error *err) {
+    pthread_barrier_wait(&((thread_rank *)c->impl)->world->bar);
+    return CT_OK;
+}
+static void tr_finalize(ct_comm *c, bool abort) {}
+
+static void *rank_main(void *arg) {
+    thread_rank *r = arg;
+    r->st = ct_train(&r->target, r->train, r->valid, &r->opt, &r->res, &r->err);
+    return NULL;
+}
+
+// Trains both ranks (continuing from their current weights when opt.resume).
+static void run_two_ranks(thread_rank rk[2], const ct_train_options *opt) {
+    thread_world w;
+    pthread_barrier_init(&w.bar, NULL, 2);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        rk[i].world = &w;
+        rk[i].rank = i;
+        rk[i].comm = (ct_comm){"threads", tr_rank, tr_size, tr_sum_f32, tr_sum_f64, tr_barrier, tr_finalize, &rk[i], 0,
+                               {0, 0, 0}};
+        rk[i].opt = *opt;
+        rk[i].opt.comm = &rk[i].comm;
+        pthread_create(&th[i], NULL, rank_main, &rk[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&w.bar);
+    pthread_mutex_destroy(&w.mu);
+}
+
+static double max_rel_diff(const float *a, const float *b, int n) {
+    double d = 0, s = 0;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)a[i]));
+    }
+    return d / s;
+}
+
+static void data_parallel_case(int accum, bool resume) {
+    ct_examples tr, va;
+    make_examples(&tr, 24, 0);
+    make_examples(&va, 8, 5);
+    FILE *devnull = fopen("/dev/null", "w");
+    char name[64];
+    snprintf(name, sizeof name, "dp-single-%d-%d", accum, resume);
+    ct_train_options o = options(fresh_dir(name), devnull);
+    o.iters = 12;
+    o.grad_accumulation_steps = accum;
+    o.optim = ct_optim_defaults(CT_OPT_SGD);
+    bigram one;
+    ct_train_target t1;
+    make_target(&one, &t1);
+    ct_train_result r1;
+    ct_error err;
+    CHECK_OK(ct_train(&t1, &tr, &va, &o, &r1, &err), &err);
+    static thread_rank rk[2]; // large: off the stack
+    memset(rk, 0, sizeof rk);
+    for (int i = 0; i < 2; i++) {
+        make_target(&rk[i].model, &rk[i].target);
+        rk[i].train = &tr;
+        rk[i].valid = &va;
+    }
+    snprintf(name, sizeof name, "dp-two-%d-%d", accum, resume);
+    o.adapter_path = fresh_dir(name);
+    if (resume) { // stop after iteration 7 (checkpoint at 5, in the middle of an accumulation), then resume
+        o.iters = 7;
+        run_two_ranks(rk, &o);
+        for (int i = 0; i < 2; i++)
+            make_target(&rk[i].model, &rk[i].target);
+        o.iters = 12;
+        o.resume = true;
+    }
+    run_two_ranks(rk, &o);
+    CHECK_MSG(rk[0].st == CT_OK && rk[1].st == CT_OK, "ranks failed: %s / %s", rk[0].err.msg, rk[1].err.msg);
+    CHECK_MSG(memcmp(rk[0].model.w, rk[1].model.w, sizeof one.w) == 0, "the ranks' weights differ");
+    double d = max_rel_diff(one.w, rk[0].model.w, V * V);
+    CHECK_MSG(d < 1e-6, "accum %d: two ranks vs one process: max relative weight difference %.3g", accum, d);
+    CHECK_NEAR(rk[0].res.last_train_loss, r1.last_train_loss, 1e-6 * r1.last_train_loss);
+    CHECK_NEAR(rk[1].res.last_val_loss, r1.last_val_loss, 1e-6 * r1.last_val_loss);
+    CHECK_EQ(rk[1].res.trained_tokens, r1.trained_tokens);
+    CHECK(rk[0].comm.stats.bytes_reduced > 0 && rk[0].comm.stats.bytes_reduced == rk[1].comm.stats.bytes_reduced);
+    fclose(devnull);
+    ct_examples_free(&tr);
+    ct_examples_free(&va);
+}
+
+TEST(trainer_two_ranks_equal_one_process) { data_parallel_case(1, false); }
+TEST(trainer_two_ranks_equal_one_process_accumulating) { data_parallel_case(2, false); }
+TEST(trainer_two_ranks_resume_mid_accumulation) { data_parallel_case(2, true); }
+
+TEST(trainer_batch_not_divisible_by_ranks) {
+    ct_examples tr;
+    make_examples(&tr, 24, 0);
+    static thread_rank rk[2];
+    memset(rk, 0, sizeof rk);
+    for (int i = 0; i < 2; i++) {
+        make_target(&rk[i].model, &rk[i].target);
+        rk[i].train = &tr;
+    }
+    ct_train_options o = options(fresh_dir("dp-odd"), stdout);
+    o.batch_size = 3;
+    run_two_ranks(rk, &o);
+    CHECK(rk[0].st == CT_ERR_INVALID && rk[1].st == CT_ERR_INVALID);
+    CHECK_CONTAINS(rk[1].err.msg, "(batch 3, 2 workers)");
     ct_examples_free(&tr);
 }
