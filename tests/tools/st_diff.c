@@ -1,8 +1,10 @@
-// st_diff A B: compares two safetensors files tensor by tensor (same names and
-// shapes required). Prints the largest relative difference,
-// max|a - b| / max|b| over each tensor, and the tensor it occurs in; exits 1
-// when the files differ in names or shapes. Used by tests/e2e/t_mpi.sh.
+// st_diff [-f] A B: compares two safetensors files tensor by tensor (same
+// names and shapes required). Prints the largest relative difference over the
+// tensors, max|a - b| / max|b| (with -f: the norm ratio ||a - b|| / ||b||), and
+// the tensor it occurs in; exits 1 when the files differ in names or shapes.
+// Used by tests/e2e/t_mpi.sh.
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +12,10 @@
 #include "ctune/dtype.h"
 #include "ctune/safetensors.h"
 
-static double tensor_rel_diff(const ct_tensor_view *a, const ct_tensor_view *b) {
+static double tensor_rel_diff(const ct_tensor_view *a, const ct_tensor_view *b, bool norm) {
     size_t n = (size_t)ct_tensor_numel(a);
     float *x = malloc((n ? n : 1) * sizeof *x), *y = malloc((n ? n : 1) * sizeof *y);
-    double diff = 0, scale = 0;
+    double diff = 0, scale = 0, d2 = 0, s2 = 0;
     if (!x || !y) {
         free(x);
         free(y);
@@ -24,15 +26,22 @@ static double tensor_rel_diff(const ct_tensor_view *a, const ct_tensor_view *b) 
     for (size_t i = 0; i < n; i++) {
         diff = fmax(diff, fabs((double)x[i] - y[i]));
         scale = fmax(scale, fabs((double)y[i]));
+        d2 += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        s2 += (double)y[i] * y[i];
     }
     free(x);
     free(y);
+    if (norm)
+        return s2 > 0 ? sqrt(d2 / s2) : sqrt(d2);
     return scale > 0 ? diff / scale : diff;
 }
 
 int main(int argc, char **argv) {
+    bool norm = argc == 4 && !strcmp(argv[1], "-f");
+    argv += norm;
+    argc -= norm;
     if (argc != 3) {
-        fprintf(stderr, "usage: st_diff A.safetensors B.safetensors\n");
+        fprintf(stderr, "usage: st_diff [-f] A.safetensors B.safetensors\n");
         return 2;
     }
     ct_error err;
@@ -56,7 +65,7 @@ int main(int argc, char **argv) {
             rc = 1;
             break;
         }
-        double d = tensor_rel_diff(ta, tb);
+        double d = tensor_rel_diff(ta, tb, norm);
         if (!(d <= worst)) {
             worst = d;
             where = ta->name;
