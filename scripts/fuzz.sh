@@ -10,9 +10,12 @@ FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer-no-link,address
 LIBS="-lcjson -lyaml -lopenblas -lpcre2-8 -lutf8proc -lcurl -lm -lpthread"
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/crashes"
 objs=()
+# An object is rebuilt when its source or any header is newer (a changed struct
+# in a header must not leave objects with the old layout).
+newest_header=$(find include src -name '*.h' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 for src in $(find src -name '*.c' -not -path 'src/cli/*' | sort); do
     obj="$OUT/obj/$(echo "$src" | tr / _).o"
-    if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ]; then
+    if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_header" -nt "$obj" ]; then
         clang $FLAGS -c "$src" -o "$obj"
     fi
     objs+=("$obj")
