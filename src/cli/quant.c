@@ -14,6 +14,7 @@ static const struct {
     const char *summary;
 } METHODS[] = {
     {"gptq", cmd_quant_gptq, "GPTQ: error-compensated rounding with calibration Hessians (mlx_lm.gptq)"},
+    {"awq", cmd_quant_awq, "AWQ: activation-aware channel scaling and clipping (mlx_lm.awq)"},
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 
