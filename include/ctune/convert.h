@@ -84,6 +84,10 @@ typedef struct ct_convert_hook {
     ct_status (*quantize)(void *ctx, const char *module, const float *w, int64_t rows, int64_t in,
                           const ct_quant_spec *s, ct_dtype sb, uint32_t *wq, void *scales, void *biases, bool *done,
                           ct_error *err);
+    // Every floating tensor (name, n elements) before it is cast or
+    // quantized: w (f32, the source's values) may be changed in place (AWQ's
+    // rescaled norm weights). May be NULL.
+    ct_status (*tensor)(void *ctx, const char *name, float *w, size_t n, ct_error *err);
 } ct_convert_hook;
 
 typedef struct ct_convert_opts {

@@ -166,6 +166,15 @@ ct_status ct_model_embed_rows(ct_model *m, const int32_t *ids, int64_t N, float 
 // all point to one buffer pair serves every layer).
 ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err);
 
+// The two halves of a decoder layer without norms or residuals (AWQ scores
+// its scale candidates on them). h (B, T, C) host, the normed input of layer
+// l's attention -> out (B, T, C) host: o_proj's output (kv as in
+// ct_model_layer_forward).
+ct_status ct_model_attention_forward(ct_model *m, ct_kv_cache *kv, int l, const float *h, int B, int T, float *out,
+                                     ct_error *err);
+// h (N, C) host, the normed input of layer l's MLP -> out (N, C) host: down_proj's output.
+ct_status ct_model_mlp_forward(ct_model *m, int l, const float *h, int64_t N, float *out, ct_error *err);
+
 // ---- training (src/model/model_train.c)
 // Trainable: adapters (m->adapters), block parameters (m->layer_grads) and the
 // embedding, untied head and final norm (m->extra_grads).

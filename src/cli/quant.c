@@ -13,8 +13,9 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } METHODS[] = {
-    {"dwq", cmd_quant_dwq, "DWQ: scales, biases and norms learned by distillation from the teacher (mlx_lm.dwq)"},
     {"gptq", cmd_quant_gptq, "GPTQ: error-compensated rounding with calibration Hessians (mlx_lm.gptq)"},
+    {"awq", cmd_quant_awq, "AWQ: activation-aware channel scaling and clipping (mlx_lm.awq)"},
+    {"dwq", cmd_quant_dwq, "DWQ: scales, biases and norms learned by distillation from the teacher (mlx_lm.dwq)"},
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 

@@ -402,6 +402,34 @@ ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, 
     return CT_OK;
 }
 
+ct_status ct_model_attention_forward(ct_model *m, ct_kv_cache *kv, int l, const float *h, int B, int T, float *out,
+                                     ct_error *err) {
+    if (l < 0 || l >= m->L || B <= 0 || T <= 0 || B != kv->B || T > kv->max_T)
+        return ct_fail(err, CT_ERR_INVALID, "attention forward: layer %d of %d, batch %d (cache %d), length %d "
+                       "(cache %d)", l, m->L, B, kv->B, T, kv->max_T);
+    int64_t N = (int64_t)B * T;
+    CT_TRY(ensure_activations(m, N, 0, err));
+    step_info s = {.B = B, .T = T, .pos = 0};
+    CT_TRY(rope_setup(m, T, &s.rope_scaling, err));
+    ct_kv_cache_reset(kv);
+    size_t bytes = sizeof(float) * (size_t)(N * m->C);
+    m->be->upload(m->be, m->acts->h, h, bytes);
+    CT_TRY(attention_block(m, l, kv, &s, err));
+    m->be->download(m->be, out, m->acts->o, bytes);
+    return CT_OK;
+}
+
+ct_status ct_model_mlp_forward(ct_model *m, int l, const float *h, int64_t N, float *out, ct_error *err) {
+    if (l < 0 || l >= m->L || N <= 0)
+        return ct_fail(err, CT_ERR_INVALID, "mlp forward: layer %d of %d, %lld rows", l, m->L, (long long)N);
+    CT_TRY(ensure_activations(m, N, 0, err));
+    size_t bytes = sizeof(float) * (size_t)(N * m->C);
+    m->be->upload(m->be, m->acts->h, h, bytes);
+    CT_TRY(mlp_block(m, l, N, err));
+    m->be->download(m->be, out, m->acts->o, bytes);
+    return CT_OK;
+}
+
 // hidden (N, C) -> a->logits (N, V), final soft-capping included.
 static ct_status lm_head(ct_model *m, const float *hidden, int64_t N, ct_error *err) {
     return model_head_apply(m, m->acts->logits, hidden, N, false, 0, err);

@@ -101,11 +101,16 @@ ct_status cv_emit_float(cv_job *j, const char *name, ct_dtype src_dt, int ndim, 
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
+    const ct_convert_hook *h = j->o->hook;
+    ct_status st = h && h->tensor ? h->tensor(h->ctx, name, w, n, err) : CT_OK;
+    if (st != CT_OK) {
+        free(w);
+        return ct_error_context(err, "tensor %s", name);
+    }
     round_to(w, n, dt);
     char module[256];
     if (j->o->quantize && ct_rtn_is_quantizable(name, ndim, dt, module, sizeof module)) {
         bool override;
-        const ct_convert_hook *h = j->o->hook;
         ct_quant_spec s = h ? h->spec(h->ctx, module, shape[1], &override)
                             : ct_rtn_module_spec(&j->rtn, module, shape[1], j->cfg.num_hidden_layers, &override);
         if (s.quantized)

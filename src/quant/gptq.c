@@ -22,6 +22,7 @@
 #include "ctune/log.h"
 #include "ctune/model.h"
 #include "ctune/progress.h"
+#include "quant_internal.h"
 
 // LAPACK (OpenBLAS), Fortran interface: Cholesky factor, inverse from the factor.
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
@@ -46,15 +47,6 @@ static ct_status inverse_cholesky_upper(double *H, int n, ct_error *err) {
     return CT_OK;
 }
 
-// Rounds x to sb's precision (what storing it as sb keeps).
-static float round_sb(float x, ct_dtype sb) {
-    if (sb == CT_F16)
-        return ct_f16_to_f32(ct_f32_to_f16(x));
-    if (sb == CT_BF16)
-        return ct_bf16_to_f32(ct_f32_to_bf16(x));
-    return x;
-}
-
 // MLX's scale and bias of each row of the block W[:, c0 : c0+g] (current,
 // error-compensated values), rounded to sb. blk (rows, g) and wq (rows,
 // g*bits/32) are scratch; -> s, b (rows).
@@ -65,8 +57,8 @@ static ct_status block_params(const double *W, int64_t rows, int64_t in, int64_t
             blk[r * g + c] = (float)W[r * in + c0 + c];
     CT_TRY(ct_affine_quantize(blk, rows, g, bits, g, wq, s, b, CT_F32, err));
     for (int64_t r = 0; r < rows; r++) {
-        s[r] = round_sb(s[r], sb);
-        b[r] = round_sb(b[r], sb);
+        s[r] = quant_round_sb(s[r], sb);
+        b[r] = quant_round_sb(b[r], sb);
     }
     return CT_OK;
 }
@@ -163,11 +155,9 @@ void ct_gptq_pack_codes(const uint8_t *codes, int64_t rows, int64_t in, int bits
 
 enum { N_SLOTS = 4 }; // distinct linear inputs of a block: attention in, o_proj in, MLP in, down_proj in
 
-typedef struct gq_result {
-    char module[96];
-    int64_t rows, in;
-    void *wq, *scales, *biases; // device buffers (freed with the job)
-} gq_result;
+typedef struct gq_device_weight {
+    void *wq, *scales, *biases; // device copies of a result the model uses (freed with the job)
+} gq_device_weight;
 
 typedef struct gq_job {
     const ct_gptq_opts *o;
@@ -179,8 +169,8 @@ typedef struct gq_job {
     double *H[N_SLOTS];     // (in, in) upper triangles
     int64_t H_in[N_SLOTS];
     float *inp, *xtx;       // host scratch: one forward's linear input (N, in), its x^T x (in, in)
-    gq_result *res;
-    int n_res;
+    quant_results res;      // the GPTQ weights (host), for the writer
+    gq_device_weight *dev;  // [res.n] their device copies
 } gq_job;
 
 // The H slot whose input linear id sees, or -1 for the linears that share another's input.
@@ -213,30 +203,14 @@ static void capture_hook(void *ctx, int layer, ct_linear_id id, const float *inp
             H[r * in + c] += j->xtx[r * in + c];
 }
 
-static void module_name(char *buf, size_t n, int l, ct_linear_id id) {
-    bool attn = id == CT_LIN_Q || id == CT_LIN_K || id == CT_LIN_V || id == CT_LIN_O;
-    snprintf(buf, n, "model.layers.%d.%s.%s", l, attn ? "self_attn" : "mlp", ct_linear_name(id));
-}
-
 static ct_status device_copy(gq_job *j, const void *host, size_t bytes, void **out, ct_error *err) {
     CT_TRY(j->be->alloc(j->be, bytes, out, err));
     j->be->upload(j->be, *out, host, bytes);
     return CT_OK;
 }
 
-// f32 values (n) -> sb-typed buffer dst.
-static void store_sb(void *dst, const float *x, size_t n, ct_dtype sb) {
-    if (sb == CT_F32) {
-        memcpy(dst, x, n * sizeof(float));
-        return;
-    }
-    uint16_t *h = dst;
-    for (size_t i = 0; i < n; i++)
-        h[i] = sb == CT_F16 ? ct_f32_to_f16(x[i]) : ct_f32_to_bf16(x[i]);
-}
-
-// Stores a layer's GPTQ result (host codes, f32 scales/biases) as device
-// buffers and makes the model use them.
+// Stores a layer's GPTQ result (host codes, f32 scales/biases) for the
+// writer, and as device buffers the model then uses.
 static ct_status install_result(gq_job *j, ct_weight *w, const char *module, const uint8_t *codes,
                                 const float *s, const float *b, ct_error *err) {
     int64_t rows = w->rows, in = w->cols, ng = in / j->o->group_size;
@@ -244,27 +218,20 @@ static ct_status install_result(gq_job *j, ct_weight *w, const char *module, con
     size_t sb_bytes = ct_dtype_size(j->sb) * (size_t)(rows * ng);
     uint32_t *wq = malloc(wq_bytes);
     void *sh = malloc(sb_bytes), *bh = malloc(sb_bytes);
-    gq_result *r = &j->res[j->n_res];
-    memset(r, 0, sizeof *r);
-    ct_status st = wq && sh && bh ? CT_OK : ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", module);
-    if (st == CT_OK) {
-        ct_gptq_pack_codes(codes, rows, in, j->o->bits, wq);
-        store_sb(sh, s, (size_t)(rows * ng), j->sb);
-        store_sb(bh, b, (size_t)(rows * ng), j->sb);
-        snprintf(r->module, sizeof r->module, "%s", module);
-        r->rows = rows;
-        r->in = in;
-        j->n_res++; // from here the job frees whatever buffers were made
-        st = device_copy(j, wq, wq_bytes, &r->wq, err);
+    if (!wq || !sh || !bh) {
+        free(wq), free(sh), free(bh);
+        return ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", module);
     }
-    if (st == CT_OK)
-        st = device_copy(j, sh, sb_bytes, &r->scales, err);
-    if (st == CT_OK)
-        st = device_copy(j, bh, sb_bytes, &r->biases, err);
-    free(wq), free(sh), free(bh);
-    CT_TRY(st);
+    ct_gptq_pack_codes(codes, rows, in, j->o->bits, wq);
+    quant_store_sb(sh, s, (size_t)(rows * ng), j->sb);
+    quant_store_sb(bh, b, (size_t)(rows * ng), j->sb);
+    CT_TRY(quant_results_add(&j->res, module, rows, in, j->o->bits, j->o->group_size, wq, sh, bh, err));
+    gq_device_weight *d = &j->dev[j->res.n - 1]; // from here the job frees whatever buffers were made
+    CT_TRY(device_copy(j, wq, wq_bytes, &d->wq, err));
+    CT_TRY(device_copy(j, sh, sb_bytes, &d->scales, err));
+    CT_TRY(device_copy(j, bh, sb_bytes, &d->biases, err));
     *w = (ct_weight){.rows = rows, .cols = in, .dtype = j->sb, .bits = j->o->bits,
-                     .group_size = j->o->group_size, .data = r->wq, .scales = r->scales, .biases = r->biases};
+                     .group_size = j->o->group_size, .data = d->wq, .scales = d->scales, .biases = d->biases};
     return CT_OK;
 }
 
@@ -272,7 +239,7 @@ static ct_status install_result(gq_job *j, ct_weight *w, const char *module, con
 static ct_status quantize_linear(gq_job *j, int l, ct_linear_id id, double *Hcopy, ct_error *err) {
     ct_weight *w = &j->m.layers[l].lin[id].w;
     char module[96];
-    module_name(module, sizeof module, l, id);
+    quant_module_name(module, sizeof module, l, id);
     if (w->bits)
         return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: the model is already quantized; GPTQ needs a dense model "
                        "(ctune convert --dequantize first)", module);
@@ -290,7 +257,7 @@ static ct_status quantize_linear(gq_job *j, int l, ct_linear_id id, double *Hcop
         j->be->download(j->be, raw, w->data, n * ct_dtype_size(w->dtype));
         ct_convert_to_f32(wf, raw, w->dtype, n);
         for (size_t i = 0; i < n; i++) // as ct_convert casts before quantizing
-            wf[i] = round_sb(wf[i], j->sb);
+            wf[i] = quant_round_sb(wf[i], j->sb);
         memcpy(Hcopy, j->H[s], sizeof(double) * (size_t)(in * in));
         st = ct_gptq_quantize_layer(wf, Hcopy, rows, in, j->o->bits, j->o->group_size, j->sb, codes, sc, bi, err);
     }
@@ -375,19 +342,12 @@ static ct_status quantize_layers(gq_job *j, const int32_t *ids, int n_seq, int T
 
 // ---- the output (ct_convert hook)
 
-static const gq_result *find_result(const gq_job *j, const char *module) {
-    for (int i = 0; i < j->n_res; i++)
-        if (!strcmp(j->res[i].module, module))
-            return &j->res[i];
-    return NULL;
-}
-
 static ct_quant_spec hook_spec(void *ctx, const char *module, int64_t in, bool *override) {
     const gq_job *j = ctx;
     ct_quant_spec s = {.quantized = true, .mode = "affine"};
     *override = false;
     if (!strncmp(module, "model.layers.", 13)) { // GPTQ'd, or left dense
-        s.quantized = find_result(j, module) != NULL;
+        s.quantized = quant_results_find(&j->res, module) != NULL;
         s.bits = j->o->bits;
         s.group_size = j->o->group_size;
         return s;
@@ -402,21 +362,9 @@ static ct_quant_spec hook_spec(void *ctx, const char *module, int64_t in, bool *
 static ct_status hook_quantize(void *ctx, const char *module, const float *w, int64_t rows, int64_t in,
                                const ct_quant_spec *s, ct_dtype sb, uint32_t *wq, void *scales, void *biases,
                                bool *done, ct_error *err) {
+    (void)w;
     const gq_job *j = ctx;
-    const gq_result *r = find_result(j, module);
-    *done = false;
-    if (!r)
-        return CT_OK;
-    if (sb != j->sb || rows != r->rows || in != r->in)
-        return ct_fail(err, CT_ERR_INVALID, "%s: written as %s (%lld, %lld) but quantized as %s (%lld, %lld)", module,
-                       ct_dtype_name(sb), (long long)rows, (long long)in, ct_dtype_name(j->sb), (long long)r->rows,
-                       (long long)r->in);
-    size_t ng = (size_t)(in / s->group_size);
-    j->be->download(j->be, wq, r->wq, sizeof(uint32_t) * (size_t)(rows * ct_affine_row_words(in, s->bits)));
-    j->be->download(j->be, scales, r->scales, ct_dtype_size(sb) * (size_t)rows * ng);
-    j->be->download(j->be, biases, r->biases, ct_dtype_size(sb) * (size_t)rows * ng);
-    *done = true;
-    return CT_OK;
+    return quant_results_emit(&j->res, module, rows, in, s, sb, wq, scales, biases, done, err);
 }
 
 // ---- the job
@@ -433,52 +381,34 @@ static ct_status check_opts(const ct_gptq_opts *o, ct_error *err) {
     return CT_OK;
 }
 
-// The scales' type ct_convert will write: --dtype, else config.json's
-// torch_dtype if a float name, else the layers' own type.
-static ct_status output_dtype(gq_job *j, ct_error *err) {
-    const char *name = j->o->dtype ? j->o->dtype : j->m.cfg.dtype;
-    ct_dtype own = j->m.layers[0].lin[CT_LIN_Q].w.dtype;
-    j->sb = own == CT_F16 || own == CT_BF16 ? own : CT_F32;
-    if (!strcmp(name, "float16"))
-        j->sb = CT_F16;
-    else if (!strcmp(name, "bfloat16"))
-        j->sb = CT_BF16;
-    else if (!strcmp(name, "float32"))
-        j->sb = CT_F32;
-    else if (j->o->dtype)
-        return ct_fail(err, CT_ERR_INVALID, "--dtype: '%s' is not one of float16, bfloat16, float32", name);
-    return CT_OK;
-}
-
 static ct_status load(gq_job *j, int32_t **ids, int *n_seq, ct_error *err) {
     const ct_gptq_opts *o = j->o;
     CT_TRY(ct_backend_cpu_create(&j->be, err));
     CT_TRY(ct_model_load(&j->m, o->model, j->be, err));
     j->model_loaded = true;
-    ct_arch a = j->m.cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: gptq handles llama, mistral, qwen2 and qwen3 models, not %s",
-                       o->model, j->m.cfg.model_type);
-    CT_TRY(output_dtype(j, err));
+    CT_TRY(quant_check_arch(&j->m, o->model, "gptq", err));
+    CT_TRY(quant_output_dtype(o->dtype, &j->m, &j->sb, err));
+    j->res.sb = j->sb;
     ct_tokenizer *tok;
     CT_TRY(ct_tokenizer_load(&tok, o->model, err));
     ct_status st = ct_calib_load(tok, &o->calib, ids, n_seq, err);
     ct_tokenizer_free(tok);
     if (st == CT_OK)
-        j->res = calloc((size_t)j->m.L * CT_LIN_COUNT, sizeof *j->res);
-    if (st == CT_OK && !j->res)
+        j->dev = calloc((size_t)j->m.L * CT_LIN_COUNT, sizeof *j->dev);
+    if (st == CT_OK && !j->dev)
         st = ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory");
     return st;
 }
 
 static void job_free(gq_job *j) {
-    for (int i = 0; i < j->n_res; i++) {
-        void *bufs[] = {j->res[i].wq, j->res[i].scales, j->res[i].biases};
+    for (int i = 0; j->dev && i < j->res.n; i++) {
+        void *bufs[] = {j->dev[i].wq, j->dev[i].scales, j->dev[i].biases};
         for (int k = 0; k < 3; k++)
             if (bufs[k])
                 j->be->free(j->be, bufs[k]);
     }
-    free(j->res);
+    free(j->dev);
+    quant_results_free(&j->res);
     for (int s = 0; s < N_SLOTS; s++)
         free(j->H[s]);
     free(j->inp), free(j->xtx);
@@ -507,7 +437,7 @@ ct_status ct_gptq(const ct_gptq_opts *o, ct_gptq_stats *stats, ct_error *err) {
     }
     free(ids);
     if (st == CT_OK) {
-        ct_log_info("[INFO] %d linears quantized with GPTQ in %.1f s; writing %s", j.n_res, ct_now() - t0,
+        ct_log_info("[INFO] %d linears quantized with GPTQ in %.1f s; writing %s", j.res.n, ct_now() - t0,
                     o->mlx_path);
         ct_convert_hook hook = {.ctx = &j, .spec = hook_spec, .quantize = hook_quantize};
         ct_convert_opts co = {.model = o->model, .mlx_path = o->mlx_path, .quantize = true, .q_bits = o->bits,
@@ -515,7 +445,7 @@ ct_status ct_gptq(const ct_gptq_opts *o, ct_gptq_stats *stats, ct_error *err) {
         ct_convert_stats cs;
         st = ct_convert(&co, &cs, err);
         if (st == CT_OK && stats)
-            *stats = (ct_gptq_stats){.n_sequences = n_seq, .n_gptq = j.n_res, .convert = cs};
+            *stats = (ct_gptq_stats){.n_sequences = n_seq, .n_gptq = j.res.n, .convert = cs};
     }
     job_free(&j);
     return st;

@@ -1,0 +1,47 @@
+# ctune quant awq (the pieces' exactness is in tests/unit/test_awq.c).
+AD="$TMP/awq"
+mkdir -p "$AD"
+printf '' > "$AD/empty.txt"
+printf 'just a few words\n' > "$AD/short.txt"
+# README.md's lines as {"text": ...} records. (Text-file calibration is in
+# test_awq.c: with it, this command's ASan build crashes LeakSanitizer's
+# thread tracer at exit, "Tracer caught signal 11" on a garbage DTLS range;
+# valgrind finds nothing and the same run in-process is clean.)
+grep -v '^[[:space:]]*$' README.md | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/ /g' -e 's/.*/{"text": "&"}/' \
+    > "$AD/readme.jsonl"
+M=tests/fixtures/chat_model
+A="$CTUNE quant awq --model $M --group-size 32"
+expect_out "quant awq: text records" "2 layers quantized with AWQ (4-bit, group 32" \
+    $A --mlx-path "$AD/a4" --data "$AD/readme.jsonl" --sequence-length 64 --num-samples 8
+expect_out "quant awq: info reads the quantization block" "affine 4-bit, group 32" "$CTUNE" info "$AD/a4"
+expect_out "quant awq: the quantized model generates" "ids:" \
+    "$CTUNE" generate --model "$AD/a4" --prompt-ids 1,2,3 --max-tokens 2 --print-ids
+expect_out "quant awq: perplexity runs on it" "Perplexity:" \
+    "$CTUNE" perplexity --model "$AD/a4" --data README.md --sequence-length 64 --num-samples 2
+expect_out "quant awq: dataset folder, 3 bits, embed 8 bits, float16" "from 2 calibration sequences" \
+    $A --mlx-path "$AD/a3" --bits 3 --embed-bits 8 --data tests/fixtures/data/local \
+    --sequence-length 16 --num-samples 2 --n-grid 4 --dtype float16
+expect_out "quant awq: scales in float16" "F16" "$CTUNE" info "$AD/a3"
+expect_ok "quant awq: the embedding override has 8 bits" \
+    sh -c "tr -d ' \t\n' < '$AD/a3/config.json' | grep -q '\"model.embed_tokens\":{\"group_size\":32,\"bits\":8'"
+
+expect_fail "quant awq: no --data" "calibration data is needed: --data" $A --mlx-path "$AD/x"
+expect_fail "quant awq: empty data" "calibration data is empty" $A --mlx-path "$AD/x" --data "$AD/empty.txt"
+expect_fail "quant awq: data shorter than a sequence" "shorter than one sequence of 512" \
+    $A --mlx-path "$AD/x" --data "$AD/short.txt"
+expect_fail "quant awq: unsupported architecture" "awq handles llama, mistral, qwen2 and qwen3 models, not phi3" \
+    "$CTUNE" quant awq --model tests/fixtures/models/phi3 --mlx-path "$AD/x" --group-size 32 --data README.md
+expect_fail "quant awq: group size not dividing the inputs" "not a multiple of --group-size 64" \
+    "$CTUNE" quant awq --model $M --mlx-path "$AD/x" --data README.md
+expect_fail "quant awq: output exists" "already exists" $A --mlx-path "$AD/a4" --data README.md
+expect_fail "quant awq: 7 bits" "7 bits" $A --mlx-path "$AD/x" --bits 7 --data README.md
+expect_fail "quant awq: bad embed group size" "group" $A --mlx-path "$AD/x" --embed-group-size 48 --data README.md
+expect_fail "quant awq: --n-grid 0" "--n-grid: '0' is not an integer >= 1" \
+    $A --mlx-path "$AD/x" --n-grid 0 --data README.md
+expect_fail "quant awq: bad --num-samples" "0 samples" $A --mlx-path "$AD/x" --num-samples 0 --data README.md
+expect_fail "quant awq: bad --dtype" "--dtype: 'float8'" $A --mlx-path "$AD/x" --dtype float8 --data README.md
+expect_fail "quant awq: unknown flag" "unknown option '--fallback-bits'" \
+    $A --mlx-path "$AD/x" --fallback-bits 4 --data README.md
+expect_fail "quant awq: a quantized model" "already quantized" \
+    "$CTUNE" quant awq --model "$AD/a4" --mlx-path "$AD/x" --group-size 32 --data README.md --sequence-length 64
+expect_ok "quant awq: nothing left behind on failure" test ! -e "$AD/x"
