@@ -15,14 +15,20 @@
 // goes to the fp32 masters), recomputed after every step, so the written
 // folder computes exactly the logits the student had in memory.
 //
-// Every trainable gradient lives in one flat fp32 buffer (a data-parallel
-// all-reduce goes right after the backward). CPU backend.
+// Every trainable gradient lives in one flat fp32 buffer. Data-parallel
+// (opts.comm with several ranks, `mpirun -np N ctune quant dwq`): each rank
+// takes the sequences b % N == rank of every batch (batch size divisible by
+// N), computes the teacher's targets and its part of the batch's mean loss
+// for them, the flat gradient is summed across ranks after the backward (one
+// all-reduce per step), every rank makes the same Adam step, and rank 0 alone
+// writes the output. Validation is sharded the same way. CPU backend.
 #ifndef CTUNE_DWQ_H
 #define CTUNE_DWQ_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctune/comm.h"
 #include "ctune/convert.h"
 #include "ctune/error.h"
 #include "ctune/gptq.h"
@@ -42,6 +48,7 @@ typedef struct ct_dwq_opts {
     const char *dtype;           // scales, biases and norms of the output (NULL: config.json's torch_dtype)
     int steps_per_report;        // 0: 20
     int steps_per_eval;          // 0: 200
+    ct_comm *comm;               // data-parallel ranks; NULL = one process
 } ct_dwq_opts;
 
 typedef struct ct_dwq_stats {

@@ -5,9 +5,7 @@
 // Under mpirun every process runs this same command as one rank of a
 // data-parallel run (include/ctune/comm.h, docs/distributed.md): rank 0 alone
 // prints to stdout and writes files; errors name the rank.
-#include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,48 +189,6 @@ static ct_status run(lora_run *r, ct_error *err) {
     return CT_OK;
 }
 
-// --comm-timeout SECONDS (ctune's own, for runs under mpirun): taken out of
-// argv before the mlx_lm.lora flags are parsed.
-static ct_status take_comm_timeout(int *argc, char **argv, double *timeout, ct_error *err) {
-    *timeout = CT_COMM_DEFAULT_TIMEOUT;
-    int kept = 0;
-    for (int i = 0; i < *argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--comm-timeout")) {
-            if (i + 1 >= *argc)
-                return ct_fail(err, CT_ERR_INVALID, "--comm-timeout needs a number of seconds");
-            v = argv[++i];
-        } else if (!strncmp(argv[i], "--comm-timeout=", 15)) {
-            v = argv[i] + 15;
-        } else {
-            argv[kept++] = argv[i];
-            continue;
-        }
-        char *end;
-        errno = 0;
-        *timeout = strtod(v, &end);
-        if (end == v || *end || errno || !(*timeout > 0))
-            return ct_fail(err, CT_ERR_INVALID, "--comm-timeout: expected seconds > 0, got \"%s\"", v);
-    }
-    *argc = kept;
-    return CT_OK;
-}
-
-// One rank of several: one OpenMP thread per rank unless OMP_NUM_THREADS
-// says otherwise (the ranks share the cores), and only rank 0 talks on stdout.
-static void setup_rank(const ct_comm *comm) {
-    if (ct_comm_size(comm) == 1)
-        return;
-    if (!getenv("OMP_NUM_THREADS"))
-        omp_set_num_threads(1);
-    if (ct_comm_rank(comm) > 0) {
-        if (!freopen("/dev/null", "w", stdout))
-            ct_log_warn("rank %d: cannot silence stdout", ct_comm_rank(comm));
-        if (ct_log_get_level() > CT_LOG_WARN)
-            ct_log_set_level(CT_LOG_WARN);
-    }
-}
-
 int cmd_lora(int argc, char **argv) {
     lora_run r;
     memset(&r, 0, sizeof r);
@@ -240,7 +196,7 @@ int cmd_lora(int argc, char **argv) {
     double timeout;
     argc--;
     argv++;
-    if (take_comm_timeout(&argc, argv, &timeout, &err) != CT_OK)
+    if (cli_take_comm_timeout(&argc, argv, &timeout, &err) != CT_OK)
         return cli_usage_error("lora", "%s", err.msg);
     if (ct_lora_args_parse(&r.args, argc, argv, &err) != CT_OK)
         return cli_usage_error("lora", "%s", err.msg);
@@ -261,22 +217,12 @@ int cmd_lora(int argc, char **argv) {
         return cli_usage_error("lora", "%s", err.msg);
     }
     ct_comm comm;
-    if (ct_comm_init(&comm, timeout, &err) != CT_OK) {
+    if (cli_comm_start(&comm, timeout, &err) != CT_OK) {
         ct_lora_args_free(&r.args);
         return cli_report(&err);
     }
     r.comm = &comm;
-    setup_rank(&comm);
-    int world = ct_comm_size(&comm), rc = 0;
-    if (run(&r, &err) != CT_OK) {
-        char prefix[32];
-        snprintf(prefix, sizeof prefix, "rank %d:", ct_comm_rank(&comm));
-        if (world > 1 && strncmp(err.msg, prefix, strlen(prefix)) != 0) // comm errors name the rank already
-            ct_error_context(&err, "rank %d", ct_comm_rank(&comm));
-        rc = cli_report(&err);
-    }
+    ct_status st = run(&r, &err);
     run_free(&r);
-    fflush(stdout);
-    ct_comm_finalize(&comm, rc != 0 && world > 1); // a failed rank stops the others (no hang)
-    return rc;
+    return cli_comm_finish(&comm, st, &err);
 }

@@ -25,7 +25,9 @@ static void usage(FILE *f) {
                "  --grad-checkpoint         recompute each block in the backward (less memory)\n"
                "  --temperature T           distillation temperature (default 2.0)\n"
                "  --top-k K                 KL over the teacher's top-K logits, 0 = full vocabulary (default 1024)\n"
-               "  --dtype T                 float16, bfloat16 or float32 for scales, biases and norms\n");
+               "  --dtype T                 float16, bfloat16 or float32 for scales, biases and norms\n"
+               "  --comm-timeout S          under mpirun (data-parallel): fail when the other ranks do not\n"
+               "                            answer within S seconds (default 600; docs/distributed.md)\n");
 }
 
 // Integer flags: name -> where the value goes and its minimum.
@@ -126,16 +128,24 @@ static int parse_args(int argc, char **argv, ct_dwq_opts *o) {
 
 int cmd_quant_dwq(int argc, char **argv) {
     ct_dwq_opts o;
+    ct_error err = {0};
+    double timeout;
+    if (cli_take_comm_timeout(&argc, argv, &timeout, &err) != CT_OK)
+        return cli_usage_error("quant", "%s", err.msg);
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    ct_error err = {0};
-    ct_dwq_stats s;
-    if (ct_dwq(&o, &s, &err) != CT_OK)
+    ct_comm comm;
+    if (cli_comm_start(&comm, timeout, &err) != CT_OK)
         return cli_report(&err);
+    o.comm = &comm;
+    ct_dwq_stats s;
+    ct_status st = ct_dwq(&o, &s, &err);
+    if (st != CT_OK)
+        return cli_comm_finish(&comm, st, &err);
     printf("Saved %s: %d steps on %d sequences (%lld tokens, %.1f s), %lld trainable parameters; validation KL "
            "%.4f -> %.4f; %.3f bits per weight\n",
            o.mlx_path, s.steps, s.n_train, (long long)s.tokens, s.seconds, (long long)s.n_trainable,
            s.initial_valid_loss, s.final_valid_loss, s.convert.bits_per_weight);
-    return 0;
+    return cli_comm_finish(&comm, CT_OK, &err);
 }

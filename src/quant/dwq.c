@@ -19,6 +19,7 @@
 
 #include "ctune/affine_quant.h"
 #include "ctune/backend.h"
+#include "ctune/comm.h"
 #include "ctune/dwq.h"
 #include "ctune/fs.h"
 #include "ctune/log.h"
@@ -75,6 +76,8 @@ typedef struct dq_job {
     int32_t *t_idx;         // (rows, k) (device; top-k only)
     float *row_w;           // (rows) host
     float *round_s, *round_b; // host scratch (rows * in/g) of the largest module
+    ct_comm *comm;          // data-parallel ranks (NULL: one process)
+    int rank, world;
 } dq_job;
 
 // ---- small helpers
@@ -361,22 +364,31 @@ static ct_status student_loss(void *ctx, int64_t row0, int64_t n, const float *l
                                  j->row_w + row0, n, V, dlogits, sum, err);
 }
 
-// Sequences [s0, s0 + nb) of seqs (n, L): inputs tokens[:, :L-1] into j->ids, row weights 1/(nb*T).
-static void load_batch(dq_job *j, const int32_t *seqs, int s0, int nb) {
-    int L = j->T + 1;
-    for (int b = 0; b < nb; b++)
-        memcpy(j->ids + (int64_t)b * j->T, seqs + (int64_t)(s0 + b) * L, sizeof(int32_t) * (size_t)j->T);
-    int64_t rows = (int64_t)nb * j->T;
+// This rank's share of sequences [s0, s0 + nb) of seqs (n, L), the sequences
+// s0 + b with b % world == rank (mlx-lm's [rank::world] rows): their inputs
+// tokens[:, :L-1] into j->ids, row weights 1/(nb*T) (the batch's global mean).
+// Returns how many sequences this rank took.
+static int load_batch(dq_job *j, const int32_t *seqs, int s0, int nb) {
+    int L = j->T + 1, mine = 0;
+    for (int b = j->rank; b < nb; b += j->world, mine++)
+        memcpy(j->ids + (int64_t)mine * j->T, seqs + (int64_t)(s0 + b) * L, sizeof(int32_t) * (size_t)j->T);
+    int64_t rows = (int64_t)mine * j->T;
     for (int64_t r = 0; r < rows; r++)
-        j->row_w[r] = (float)(1.0 / (double)rows);
+        j->row_w[r] = (float)(1.0 / ((double)nb * j->T));
+    return mine;
 }
 
-// The mean KL of nb sequences from s0 (with grad: the gradients into G).
+// The mean KL of nb sequences from s0 over every rank (with grad: this
+// rank's part of the gradient into G).
 static ct_status batch_loss(dq_job *j, const int32_t *seqs, int s0, int nb, bool grad, double *loss, ct_error *err) {
     double unused;
-    load_batch(j, seqs, s0, nb);
-    CT_TRY(ct_model_train_logits(&j->teacher, j->ids, nb, j->T, false, capture_targets, j, &unused, err));
-    return ct_model_train_logits(&j->student, j->ids, nb, j->T, grad, student_loss, j, loss, err);
+    int mine = load_batch(j, seqs, s0, nb);
+    *loss = 0;
+    if (mine > 0) {
+        CT_TRY(ct_model_train_logits(&j->teacher, j->ids, mine, j->T, false, capture_targets, j, &unused, err));
+        CT_TRY(ct_model_train_logits(&j->student, j->ids, mine, j->T, grad, student_loss, j, loss, err));
+    }
+    return ct_comm_allreduce_sum_f64(j->comm, loss, 1, err);
 }
 
 static ct_status valid_loss(dq_job *j, const int32_t *seqs, int n_valid, double *out, ct_error *err) {
@@ -403,7 +415,7 @@ static ct_status train_step(dq_job *j, const int32_t *seqs, int s0, double *loss
         ct_affine_scale_bias_grad(d->dw, d->q.data, d->q.rows, d->q.cols, d->q.bits, d->q.group_size,
                                   j->G + d->off_s, j->G + d->off_b);
     }
-    // (data-parallel training: all-reduce j->G here)
+    CT_TRY(ct_comm_allreduce_sum_f32(j->comm, j->G, (size_t)j->n_params, err)); // every rank: the global gradient
     ct_optimizer_update(&j->opt, (float)j->o->learning_rate, j->oparams);
     refresh_all(j);
     return CT_OK;
@@ -533,6 +545,10 @@ static ct_status check_opts(const ct_dwq_opts *o, ct_error *err) {
     if (ct_path_exists(o->mlx_path))
         return ct_fail(err, CT_ERR_INVALID,
                        "cannot save to %s: it already exists (delete it or choose another --mlx-path)", o->mlx_path);
+    int world = ct_comm_size(o->comm);
+    if (o->batch_size % world != 0)
+        return ct_fail(err, CT_ERR_INVALID, "dwq: the batch size must be divisible by the number of workers for "
+                       "data-parallel training (batch %d, %d workers)", o->batch_size, world);
     return CT_OK;
 }
 
@@ -605,7 +621,8 @@ static void job_free(dq_job *j) {
 
 ct_status ct_dwq(const ct_dwq_opts *o, ct_dwq_stats *stats, ct_error *err) {
     CT_TRY(check_opts(o, err));
-    dq_job j = {.o = o, .B = o->batch_size, .T = o->calib.sequence_length - 1};
+    dq_job j = {.o = o, .B = o->batch_size, .T = o->calib.sequence_length - 1, .comm = o->comm,
+                .rank = ct_comm_rank(o->comm), .world = ct_comm_size(o->comm)};
     ct_dwq_stats s = {0};
     int32_t *seqs = NULL;
     ct_status st = ct_backend_cpu_create(&j.be, err);
@@ -629,8 +646,10 @@ ct_status ct_dwq(const ct_dwq_opts *o, ct_dwq_stats *stats, ct_error *err) {
         st = train(&j, seqs, s.n_train, s.n_valid, &s, err);
     }
     free(seqs);
-    if (st == CT_OK)
+    if (st == CT_OK && j.rank == 0)
         st = write_output(&j, &s.convert, err);
+    if (st == CT_OK) // the others wait, so that every rank ends with the output written
+        st = ct_comm_barrier(j.comm, err);
     if (st == CT_OK && stats)
         *stats = s;
     job_free(&j);

@@ -57,6 +57,23 @@ compare_runs full --iters 6 --fine-tune-type full --num-layers 1
 compare_runs accum --iters 8 --grad-accumulation-steps 2
 ST_DIFF_FLAGS=-f compare_runs adam --iters 8 --optimizer adam --learning-rate 1e-5
 
+# DWQ (ctune quant dwq) data-parallel: the same validation KLs and the same
+# learned scales, biases and norms (Adam: compared by norm ratio per tensor).
+DWQ_ARGS=(quant dwq --model tests/fixtures/chat_model --group-size 32 --bits 2 --data README.md --max-seq-length 33
+          --num-samples 16 --learning-rate 1e-4 --top-k 32 --batch-size 4)
+OMP_NUM_THREADS=1 "$CTUNE" "${DWQ_ARGS[@]}" --mlx-path "$TMP/mpi-dwq-1" > "$TMP/mpi-dwq-1.out" 2>/dev/null
+expect_out "mpi dwq: -np 2 trains" "4 steps on 16 sequences" mpi2 "${DWQ_ARGS[@]}" --mlx-path "$TMP/mpi-dwq-2"
+same_kl=$(paste <(grep -o 'validation KL [0-9.]* -> [0-9.]*' "$TMP/mpi-dwq-1.out") \
+                <(mpi2 "${DWQ_ARGS[@]}" --mlx-path "$TMP/mpi-dwq-3" 2>/dev/null | grep -o 'validation KL [0-9.]* -> [0-9.]*') |
+          awk '{ r1 = ($3 - $8) / $8; r2 = ($5 - $10) / $10; if (r1 < 0) r1 = -r1; if (r2 < 0) r2 = -r2
+                 if (NF == 10 && r1 <= 1e-5 && r2 <= 1e-5) print "ok"; else print "FAIL " $0 }')
+[ "$same_kl" = ok ] && _record 1 "mpi dwq: validation KLs of -np 2 equal -np 1 (1e-5 relative)" \
+    || _record 0 "mpi dwq: validation KLs of -np 2 equal -np 1" "$same_kl"
+same_weights "mpi dwq: learned scales, biases and norms of -np 2 equal -np 1 (norm ratio 1e-5)" \
+    "$TMP/mpi-dwq-1/model.safetensors" "$TMP/mpi-dwq-2/model.safetensors" -f
+expect_fail "mpi dwq: batch size not divisible by the ranks" "(batch 3, 2 workers)" \
+    mpi2 "${DWQ_ARGS[@]}" --batch-size 3 --mlx-path "$TMP/mpi-dwq-odd"
+
 # Resume across a checkpoint taken in the middle of an accumulation (iteration 3 of 2-step updates).
 mpi2 lora $MARGS --iters 3 --grad-accumulation-steps 2 --adapter-path "$TMP/mpi-res" >/dev/null 2>&1
 expect_out "mpi: --resume with 2 ranks" "Iter 8: Train loss" mpi2 lora $MARGS --iters 8 --grad-accumulation-steps 2 \
