@@ -14,6 +14,7 @@ static const struct {
     const char *summary;
 } METHODS[] = {
     {"gptq", cmd_quant_gptq, "GPTQ: error-compensated rounding with calibration Hessians (mlx_lm.gptq)"},
+    {"dynamic", cmd_quant_dynamic, "mixed precision for a target bits per weight from KL sensitivities (mlx_lm.dynamic_quant)"},
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 
