@@ -101,6 +101,8 @@ struct ct_backend {
     // logits_q, logits_p (N, V) -> out (N). js != 0: Jensen-Shannon 1/2 KL(p||m) + 1/2 KL(q||m), m = (p+q)/2.
     void (*divergence_forward)(ct_backend *be, float *out, const float *logits_q, const float *logits_p, int64_t N,
                                int V, float tau, int js);
+    // inp (N, V), idx (N, k) in [0, V) -> out (N, k) = inp[n, idx[n, j]] (a row's top-k support)
+    void (*gather_cols)(ct_backend *be, float *out, const float *inp, const int32_t *idx, int64_t N, int V, int k);
 
     // ---- backward (accumulate into d*; a NULL gradient output is skipped)
     // dw (V, C) += scatter of dout (n, C) at ids (n)
@@ -126,6 +128,9 @@ struct ct_backend {
     // dlogits (N, V) += dloss * d(loss)/d(logits) for cross_entropy_forward's loss
     void (*cross_entropy_backward)(ct_backend *be, float *dlogits, float dloss, const float *logits,
                                    const int32_t *targets, const float *mask, int64_t N, int V);
+    // dinp (N, V) += scatter of dout (N, k) at idx (N, k) (gather_cols' backward)
+    void (*scatter_add_cols)(ct_backend *be, float *dinp, const float *dout, const int32_t *idx, int64_t N, int V,
+                             int k);
     // dlogits_q (N, V) += dout (N) * d(out)/d(logits_q) (the target p is a constant, as in mlx-lm)
     void (*divergence_backward)(ct_backend *be, float *dlogits_q, const float *dout, const float *logits_q,
                                 const float *logits_p, int64_t N, int V, float tau, int js);

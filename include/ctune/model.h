@@ -79,6 +79,16 @@ typedef struct ct_layer_grads {
     float *bias[CT_LIN_COUNT];   // (out)
 } ct_layer_grads;
 
+// Gradients (f32 device buffers, ACCUMULATED into) of the parameters outside
+// the blocks; a non-NULL member makes that parameter trainable, and its weight
+// must then be dense f32 (as for ct_layer_grads). Post-training quantization
+// (DWQ) trains them; SmolLM2's tied embedding is a fifth of its parameters.
+typedef struct ct_extra_grads {
+    float *embed;      // (V, C): the lookup rows, plus the head's use when tied
+    float *lm_head;    // (V, C): an untied head
+    float *final_norm; // (C)
+} ct_extra_grads;
+
 // Post-training quantization (GPTQ) sees the input of every layer linear in
 // the inference forward through this hook: inp (N, in) is a device pointer,
 // valid only during the call. q/k/v (and gate/up) share one input and are
@@ -105,6 +115,7 @@ typedef struct ct_model {
 
     ct_model_adapters *adapters;  // NULL = none (borrowed from a ct_tuned_model)
     ct_layer_grads *layer_grads; // [L] or NULL: full fine-tuning (borrowed)
+    ct_extra_grads *extra_grads; // NULL = embedding, head and final norm frozen (borrowed)
     bool grad_checkpoint;        // training: recompute each block in backward
     ct_linear_hook linear_hook;  // NULL = none (see ct_linear_hook)
     void *linear_hook_ctx;
@@ -156,6 +167,8 @@ ct_status ct_model_embed_rows(ct_model *m, const int32_t *ids, int64_t N, float 
 ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err);
 
 // ---- training (src/model/model_train.c)
+// Trainable: adapters (m->adapters), block parameters (m->layer_grads) and the
+// embedding, untied head and final norm (m->extra_grads).
 
 // The masked next-token loss of a batch tokens (B, W) (host): inputs
 // tokens[:, :W-1], targets tokens[:, 1:], mask (B, W-1) host (1 = trained).
@@ -167,6 +180,21 @@ ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, 
 // Architectures: llama, mistral, qwen2, qwen3 (others: CT_ERR_UNSUPPORTED).
 ct_status ct_model_train_loss(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, bool grad,
                               uint64_t dropout_seed, double *loss, int64_t *ntok, ct_error *err);
+// The loss of rows [row0, row0 + n) of a (B*T)-row batch given their logits
+// (n, V) (device). Adds the chunk's loss to *loss_sum. When dlogits (n, V)
+// (device, zeroed) is non-NULL, writes d(total loss)/d(logits) into it.
+typedef ct_status (*ct_logits_loss_fn)(void *ctx, int64_t row0, int64_t n, const float *logits,
+                                       float *dlogits, double *loss_sum, ct_error *err);
+
+// Forward of ids (B, T) (host) over every position (row b*T + t is position t
+// of sequence b); fn sees every chunk of rows, in order (the logits exist a
+// chunk at a time). With grad, backward into the trainable parameters
+// (m->layer_grads, m->extra_grads, adapters in training mode with dropout
+// seed 0). *loss = the sum of fn's contributions. ct_model_train_loss is
+// this with a masked cross-entropy fn. Architectures as ct_model_train_loss.
+ct_status ct_model_train_logits(ct_model *m, const int32_t *ids, int B, int T, bool grad, ct_logits_loss_fn fn,
+                                void *ctx, double *loss, ct_error *err);
+
 // Frees the training activations (kept between calls; ct_model_free frees them too).
 void ct_model_train_free(ct_model *m);
 

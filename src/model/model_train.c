@@ -10,7 +10,8 @@
 // re-running the block (same dropout seeds, so the same masks). The logits
 // exist HEAD_CHUNK rows at a time: each chunk's loss and gradient are
 // computed, then the chunk is dropped; chunks without trained targets are
-// skipped.
+// skipped. The loss itself is a callback on each chunk's logits
+// (ct_model_train_logits); the next-token cross-entropy is one such callback.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,8 +221,13 @@ static bool block_trainable(const ct_model *m, int l) {
     return false;
 }
 
+// Whether the embedding lookup is trained (its adapter or its dense weight).
+static bool embed_trainable(const ct_model *m) {
+    return (m->adapters && m->adapters->embed) || (m->extra_grads && m->extra_grads->embed);
+}
+
 static int first_trainable_block(const ct_model *m) {
-    if (m->adapters && m->adapters->embed)
+    if (embed_trainable(m))
         return 0;
     for (int l = 0; l < m->L; l++)
         if (block_trainable(m, l))
@@ -348,38 +354,44 @@ static void block_backward(ct_model *m, int l, const block_acts *a, const step *
 
 // ---- the head and the loss
 
-// Adds to *sum the masked cross-entropy of rows [0, N) of ts->hf (and with grad,
-// its gradient scaled by 1/count into the head's parameters and ts->dhf).
-static ct_status head_loss(ct_model *m, const float *mask, int64_t N, int64_t count, const step *s, bool need_dh,
-                           double *sum, ct_error *err) {
+// d logits (n, V) of rows h (n, C) -> the head's parameter gradients and dh (n, C) += (may be NULL).
+static void head_backward(ct_model *m, float *dh, const float *dlogits, const float *h, int64_t n) {
     ct_backend *be = m->be;
-    ct_train_state *ts = m->train;
     ct_model_adapters *ad = m->adapters;
+    const ct_extra_grads *x = m->extra_grads;
+    if (ad && ad->head) {
+        ct_adapter_linear_backward(be, ad->head, &ad->head_cache, dh, dlogits, h, &m->lm_head.w, n);
+        return;
+    }
+    if (ad && ad->embed && m->cfg.tie_word_embeddings) {
+        ct_adapter_as_linear_backward(be, ad->embed, &ad->head_cache, dh, dlogits, h, &m->embed, n);
+        return;
+    }
+    float *dw = !x ? NULL : m->cfg.tie_word_embeddings ? x->embed : x->lm_head;
+    if (dh || dw)
+        be->linear_backward(be, dh, dw, NULL, dlogits, h, &m->lm_head.w, n);
+}
+
+// The logits of rows [0, N) of ts->hf, HEAD_CHUNK rows at a time, through fn
+// (and with training, back into the head's parameters and ts->dhf when
+// need_dh). Chunks whose rows are all 0 in skip (host, (N); NULL = none) are
+// not computed.
+static ct_status head_chunks(ct_model *m, const float *skip, int64_t N, const step *s, bool need_dh,
+                             ct_logits_loss_fn fn, void *ctx, double *sum, ct_error *err) {
+    ct_train_state *ts = m->train;
     for (int64_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
-        int64_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK, c = 0;
-        for (int64_t i = r0; i < r0 + n; i++)
-            c += mask[i] != 0.0f;
-        if (c == 0)
+        int64_t n = N - r0 < HEAD_CHUNK ? N - r0 : HEAD_CHUNK, live = !skip;
+        for (int64_t i = r0; !live && i < r0 + n; i++)
+            live = skip[i] != 0.0f;
+        if (!live)
             continue;
         const float *h = ts->hf + r0 * m->C;
-        uint64_t seed = s->seed + (uint64_t)r0;
-        CT_TRY(model_head_apply(m, ts->logits, h, n, s->train, seed, err));
-        float mean;
-        be->cross_entropy_forward(be, ts->loss, ts->logits, ts->targets + r0, ts->mask + r0, n, m->V);
-        be->download(be, &mean, ts->loss, sizeof mean);
-        *sum += (double)mean * (double)c;
-        if (!s->train)
-            continue;
-        zero(m, ts->dlogits, n * m->V);
-        be->cross_entropy_backward(be, ts->dlogits, (float)((double)c / (double)count), ts->logits,
-                                   ts->targets + r0, ts->mask + r0, n, m->V);
-        float *dh = need_dh ? ts->dhf + r0 * m->C : NULL;
-        if (ad && ad->head)
-            ct_adapter_linear_backward(be, ad->head, &ad->head_cache, dh, ts->dlogits, h, &m->lm_head.w, n);
-        else if (ad && ad->embed && m->cfg.tie_word_embeddings)
-            ct_adapter_as_linear_backward(be, ad->embed, &ad->head_cache, dh, ts->dlogits, h, &m->embed, n);
-        else if (dh)
-            be->linear_backward(be, dh, NULL, NULL, ts->dlogits, h, &m->lm_head.w, n);
+        CT_TRY(model_head_apply(m, ts->logits, h, n, s->train, s->seed + (uint64_t)r0, err));
+        if (s->train)
+            zero(m, ts->dlogits, n * m->V);
+        CT_TRY(fn(ctx, r0, n, ts->logits, s->train ? ts->dlogits : NULL, sum, err));
+        if (s->train)
+            head_backward(m, need_dh ? ts->dhf + r0 * m->C : NULL, ts->dlogits, h, n);
     }
     return CT_OK;
 }
@@ -394,39 +406,21 @@ static ct_status check_trainable_arch(const ct_model *m, ct_error *err) {
     return CT_OK;
 }
 
-// Host tokens (B, W) -> device ids, targets (N = B*(W-1)) and mask.
-static ct_status upload_batch(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, ct_error *err) {
-    int T = W - 1;
-    int64_t N = (int64_t)B * T;
-    int32_t *host = malloc(sizeof(int32_t) * (size_t)N * 2);
-    if (!host)
-        return ct_fail(err, CT_ERR_NOMEM, "training: out of memory");
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < W; t++) {
-            int32_t id = tokens[(int64_t)b * W + t];
-            if (id < 0 || id >= m->V) {
-                free(host);
-                return ct_fail(err, CT_ERR_INVALID, "training: token id %d at row %d, position %d is outside the "
-                               "vocabulary (%d)", id, b, t, m->V);
-            }
-            if (t < T)
-                host[(int64_t)b * T + t] = id;
-            if (t > 0)
-                host[N + (int64_t)b * T + t - 1] = id;
-        }
-    ct_train_state *ts = m->train;
-    m->be->upload(m->be, ts->ids, host, sizeof(int32_t) * (size_t)N);
-    m->be->upload(m->be, ts->targets, host + N, sizeof(int32_t) * (size_t)N);
-    m->be->upload(m->be, ts->mask, mask, sizeof(float) * (size_t)N);
-    free(host);
+// Host ids (B*T) -> ts->ids, each checked against the vocabulary.
+static ct_status upload_ids(ct_model *m, const int32_t *ids, int B, int T, ct_error *err) {
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        if (ids[i] < 0 || ids[i] >= m->V)
+            return ct_fail(err, CT_ERR_INVALID, "training: token id %d at row %lld, position %lld is outside the "
+                           "vocabulary (%d)", ids[i], (long long)(i / T), (long long)(i % T), m->V);
+    m->be->upload(m->be, m->train->ids, ids, sizeof(int32_t) * (size_t)B * (size_t)T);
     return CT_OK;
 }
 
-static ct_status train_forward(ct_model *m, int first, const step *s, ct_error *err) {
+static ct_status train_forward(ct_model *m, const step *s, ct_error *err) {
     ct_train_state *ts = m->train;
     int64_t N = (int64_t)s->B * s->T;
     CT_TRY(model_embed_apply(m, ts->blocks[0].x_in, ts->ids, N, s->train, s->seed, err));
-    (void)first; // blocks below it share one stream (x_in == output), updated in place
+    // blocks below the first trainable one share one stream (x_in == output), updated in place
     for (int l = 0; l < m->L; l++)
         CT_TRY(block_forward(m, l, &ts->blocks[l], block_output(ts, m, l), s, err));
     m->be->rmsnorm_forward(m->be, ts->hf, ts->rstd_f, ts->x_top, m->final_norm, N, m->C,
@@ -438,19 +432,92 @@ static ct_status train_backward(ct_model *m, int first, const step *s, ct_error 
     ct_backend *be = m->be;
     ct_train_state *ts = m->train;
     int64_t N = (int64_t)s->B * s->T;
-    bool embed = m->adapters && m->adapters->embed;
+    bool embed = embed_trainable(m);
+    float *dnorm = m->extra_grads ? m->extra_grads->final_norm : NULL;
     zero(m, ts->dres, N * m->C);
-    be->rmsnorm_backward(be, ts->dres, NULL, ts->dhf, ts->x_top, m->final_norm, ts->rstd_f, N, m->C, m->norm_offset);
+    be->rmsnorm_backward(be, ts->dres, dnorm, ts->dhf, ts->x_top, m->final_norm, ts->rstd_f, N, m->C,
+                         m->norm_offset);
     for (int l = m->L - 1; l >= first; l--) {
         if (ts->ckpt)
             CT_TRY(block_forward(m, l, &ts->blocks[l], block_output(ts, m, l), s, err));
         block_backward(m, l, &ts->blocks[l], s, l > first || embed);
     }
-    if (embed) {
-        if (m->embed_scale != 1.0f)
-            be->scale(be, ts->dres, m->embed_scale, N * m->C);
+    if (!embed)
+        return CT_OK;
+    if (m->embed_scale != 1.0f)
+        be->scale(be, ts->dres, m->embed_scale, N * m->C);
+    if (m->adapters && m->adapters->embed)
         ct_adapter_embedding_backward(be, m->adapters->embed, &m->adapters->embed_cache, ts->dres, ts->ids, N);
-    }
+    if (m->extra_grads && m->extra_grads->embed)
+        be->embedding_backward(be, m->extra_grads->embed, ts->dres, ts->ids, N, m->C);
+    return CT_OK;
+}
+
+// Checks the call and lays out the training state for a (B, T) batch; -> the first block the backward reaches.
+static ct_status train_prepare(ct_model *m, int B, int T, bool grad, int *first, ct_error *err) {
+    CT_TRY(check_trainable_arch(m, err));
+    if (B <= 0 || T < 1)
+        return ct_fail(err, CT_ERR_INVALID, "training: a batch needs rows and positions (got %d x %d)", B, T);
+    int64_t N = (int64_t)B * T;
+    *first = grad ? first_trainable_block(m) : m->L;
+    // Evaluation keeps nothing: it uses the layout of the last training call when there is one.
+    if (!grad && m->train && m->train->N >= N)
+        *first = m->train->first;
+    return ensure_state(m, N, *first, err);
+}
+
+// Forward of ids (B, T), the loss through fn chunk by chunk, and with grad the backward.
+static ct_status train_run(ct_model *m, const int32_t *ids, int B, int T, bool grad, uint64_t seed, int first,
+                           const float *skip, ct_logits_loss_fn fn, void *ctx, double *sum, ct_error *err) {
+    step s = {.B = B, .T = T, .train = grad, .seed = seed};
+    int64_t N = (int64_t)B * T;
+    CT_TRY(model_rope_upload(m, T, false, m->train->inv_freq, &s.rope_scaling, err));
+    CT_TRY(upload_ids(m, ids, B, T, err));
+    CT_TRY(train_forward(m, &s, err));
+    bool need_dh = first < m->L || embed_trainable(m) || (m->extra_grads && m->extra_grads->final_norm);
+    if (grad && need_dh)
+        zero(m, m->train->dhf, N * m->C);
+    CT_TRY(head_chunks(m, skip, N, &s, need_dh, fn, ctx, sum, err));
+    if (grad && need_dh)
+        CT_TRY(train_backward(m, first, &s, err));
+    return CT_OK;
+}
+
+ct_status ct_model_train_logits(ct_model *m, const int32_t *ids, int B, int T, bool grad, ct_logits_loss_fn fn,
+                                void *ctx, double *loss, ct_error *err) {
+    *loss = 0;
+    int first;
+    CT_TRY(train_prepare(m, B, T, grad, &first, err));
+    return train_run(m, ids, B, T, grad, 0, first, NULL, fn, ctx, loss, err);
+}
+
+// ---- the next-token cross-entropy as a logits loss
+
+typedef struct ce_ctx {
+    ct_model *m;
+    const float *mask; // host (N)
+    int64_t count;     // masked rows of the batch
+} ce_ctx;
+
+// Adds mean CE of the chunk * (its masked rows / count); gradient scaled alike.
+static ct_status ce_chunk(void *ctx, int64_t row0, int64_t n, const float *logits, float *dlogits, double *sum,
+                          ct_error *err) {
+    (void)err;
+    ce_ctx *c = ctx;
+    ct_backend *be = c->m->be;
+    ct_train_state *ts = c->m->train;
+    int64_t rows = 0;
+    for (int64_t i = row0; i < row0 + n; i++)
+        rows += c->mask[i] != 0.0f;
+    if (rows == 0)
+        return CT_OK;
+    float mean;
+    be->cross_entropy_forward(be, ts->loss, logits, ts->targets + row0, ts->mask + row0, n, c->m->V);
+    be->download(be, &mean, ts->loss, sizeof mean);
+    double w = (double)rows / (double)c->count;
+    *sum += (double)mean * w;
+    if (dlogits)
+        be->cross_entropy_backward(be, dlogits, (float)w, logits, ts->targets + row0, ts->mask + row0, n, c->m->V);
     return CT_OK;
 }
 
@@ -458,32 +525,36 @@ ct_status ct_model_train_loss(ct_model *m, const int32_t *tokens, const float *m
                               uint64_t dropout_seed, double *loss, int64_t *ntok, ct_error *err) {
     *loss = 0;
     *ntok = 0;
-    CT_TRY(check_trainable_arch(m, err));
-    if (B <= 0 || W < 2)
+    if (W < 2)
         return ct_fail(err, CT_ERR_INVALID, "training: a batch needs rows and at least 2 tokens (got %d x %d)", B, W);
-    int T = W - 1;
-    int64_t N = (int64_t)B * T, count = 0;
+    int T = W - 1, first;
+    int64_t N = (int64_t)B * T;
+    CT_TRY(train_prepare(m, B, T, grad, &first, err));
+    ce_ctx c = {.m = m, .mask = mask};
     for (int64_t i = 0; i < N; i++)
-        count += mask[i] != 0.0f;
-    int first = grad ? first_trainable_block(m) : m->L;
-    // Evaluation keeps nothing: it uses the layout of the last training call when there is one.
-    if (!grad && m->train && m->train->N >= N)
-        first = m->train->first;
-    CT_TRY(ensure_state(m, N, first, err));
-    if (count == 0)
+        c.count += mask[i] != 0.0f;
+    if (c.count == 0)
         return CT_OK;
-    step s = {.B = B, .T = T, .train = grad, .seed = dropout_seed};
-    CT_TRY(model_rope_upload(m, T, false, m->train->inv_freq, &s.rope_scaling, err));
-    CT_TRY(upload_batch(m, tokens, mask, B, W, err));
-    CT_TRY(train_forward(m, first, &s, err));
-    double sum = 0;
-    bool need_dh = first < m->L || (m->adapters && m->adapters->embed);
-    if (grad && need_dh)
-        zero(m, m->train->dhf, N * m->C);
-    CT_TRY(head_loss(m, mask, N, count, &s, need_dh, &sum, err));
-    if (grad && need_dh)
-        CT_TRY(train_backward(m, first, &s, err));
-    *loss = sum / (double)count;
-    *ntok = count;
+    int32_t *host = malloc(sizeof(int32_t) * (size_t)N * 2); // inputs tokens[:, :T], targets tokens[:, 1:]
+    if (!host)
+        return ct_fail(err, CT_ERR_NOMEM, "training: out of memory");
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            host[(int64_t)b * T + t] = tokens[(int64_t)b * W + t];
+            host[N + (int64_t)b * T + t] = tokens[(int64_t)b * W + t + 1];
+        }
+    ct_status st = CT_OK;
+    for (int64_t i = 0; i < N && st == CT_OK; i++)
+        if (host[N + i] < 0 || host[N + i] >= m->V)
+            st = ct_fail(err, CT_ERR_INVALID, "training: token id %d at row %lld, position %lld is outside the "
+                         "vocabulary (%d)", host[N + i], (long long)(i / T), (long long)(i % T + 1), m->V);
+    if (st == CT_OK) {
+        m->be->upload(m->be, m->train->targets, host + N, sizeof(int32_t) * (size_t)N);
+        m->be->upload(m->be, m->train->mask, mask, sizeof(float) * (size_t)N);
+        st = train_run(m, host, B, T, grad, dropout_seed, first, mask, ce_chunk, &c, loss, err);
+    }
+    free(host);
+    CT_TRY(st);
+    *ntok = c.count;
     return CT_OK;
 }

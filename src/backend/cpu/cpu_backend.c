@@ -67,6 +67,7 @@ static const ct_backend cpu_table = {
     .softcap_forward = ct_cpu_softcap_forward,
     .cross_entropy_forward = ct_cpu_cross_entropy_forward,
     .divergence_forward = ct_cpu_divergence_forward,
+    .gather_cols = ct_cpu_gather_cols,
     .embedding_backward = ct_cpu_embedding_backward,
     .rmsnorm_backward = ct_cpu_rmsnorm_backward,
     .rope_backward = ct_cpu_rope_backward,
@@ -76,6 +77,7 @@ static const ct_backend cpu_table = {
     .softcap_backward = ct_cpu_softcap_backward,
     .cross_entropy_backward = ct_cpu_cross_entropy_backward,
     .divergence_backward = ct_cpu_divergence_backward,
+    .scatter_add_cols = ct_cpu_scatter_add_cols,
 };
 
 ct_status ct_backend_cpu_create(ct_backend **out, ct_error *err) {

@@ -124,3 +124,22 @@ void ct_cpu_divergence_backward(ct_backend *be, float *dlogits_q, const float *d
         free(lq);
     }
 }
+
+// inp (N, V), idx (N, k) -> out (N, k)
+void ct_cpu_gather_cols(ct_backend *be, float *out, const float *inp, const int32_t *idx, int64_t N, int V, int k) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int j = 0; j < k; j++)
+            out[n * k + j] = inp[n * V + idx[n * k + j]];
+}
+
+// dinp (N, V) += scatter of dout (N, k) at idx (N, k)
+void ct_cpu_scatter_add_cols(ct_backend *be, float *dinp, const float *dout, const int32_t *idx, int64_t N, int V,
+                             int k) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int j = 0; j < k; j++)
+            dinp[n * V + idx[n * k + j]] += dout[n * k + j];
+}

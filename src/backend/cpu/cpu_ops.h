@@ -77,6 +77,9 @@ void ct_cpu_cross_entropy_forward(ct_backend *be, float *loss, const float *logi
                                   const float *mask, int64_t N, int V);
 void ct_cpu_cross_entropy_backward(ct_backend *be, float *dlogits, float dloss, const float *logits,
                                    const int32_t *targets, const float *mask, int64_t N, int V);
+void ct_cpu_gather_cols(ct_backend *be, float *out, const float *inp, const int32_t *idx, int64_t N, int V, int k);
+void ct_cpu_scatter_add_cols(ct_backend *be, float *dinp, const float *dout, const int32_t *idx, int64_t N, int V,
+                             int k);
 void ct_cpu_divergence_forward(ct_backend *be, float *out, const float *logits_q, const float *logits_p, int64_t N,
                                int V, float tau, int js);
 void ct_cpu_divergence_backward(ct_backend *be, float *dlogits_q, const float *dout, const float *logits_q,
