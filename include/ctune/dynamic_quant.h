@@ -42,7 +42,7 @@ typedef struct ct_dq_layout {
     int n;                 // candidate modules, in the source's tensor-name order
     char **paths;          // [n] "model.embed_tokens", "model.layers.0.mlp.down_proj", ...
     int64_t *rows, *in;    // [n] weight shape (rows, in)
-    int *sb_size;          // [n] bytes of one scale/bias (and of a dense weight element) in the output
+    ct_dtype *sb;          // [n] output type of its scales/biases (and of its weight if left dense)
     uint64_t fixed_bytes;  // bytes of every other output tensor (norms, biases, integers)
     uint64_t fixed_params; // their elements
 } ct_dq_layout;

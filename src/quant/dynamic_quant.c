@@ -27,6 +27,8 @@
 #include "ctune/fs.h"
 #include "ctune/json.h"
 #include "ctune/log.h"
+#include "ctune/losses.h"
+#include "ctune/progress.h"
 #include "ctune/safetensors.h"
 
 // ---- the candidate modules and the output's size
@@ -61,8 +63,7 @@ static ct_status layout_dtype(const char *dtype, const char *cfg_dtype, bool *se
     return CT_OK;
 }
 
-static ct_status layout_add(ct_dq_layout *lay, const char *path, int64_t rows, int64_t in, int sb_size,
-                            ct_error *err) {
+static ct_status layout_add(ct_dq_layout *lay, const char *path, int64_t rows, int64_t in, ct_dtype sb, ct_error *err) {
     int n = lay->n + 1;
     char **p = realloc(lay->paths, sizeof *p * (size_t)n);
     if (p)
@@ -73,16 +74,16 @@ static ct_status layout_add(ct_dq_layout *lay, const char *path, int64_t rows, i
     int64_t *c = r ? realloc(lay->in, sizeof *c * (size_t)n) : NULL;
     if (c)
         lay->in = c;
-    int *s = c ? realloc(lay->sb_size, sizeof *s * (size_t)n) : NULL;
+    ct_dtype *s = c ? realloc(lay->sb, sizeof *s * (size_t)n) : NULL;
     if (s)
-        lay->sb_size = s;
+        lay->sb = s;
     char *name = s ? strdup(path) : NULL;
     if (!name)
         return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
     lay->paths[lay->n] = name;
     lay->rows[lay->n] = rows;
     lay->in[lay->n] = in;
-    lay->sb_size[lay->n] = sb_size;
+    lay->sb[lay->n] = sb;
     lay->n = n;
     return CT_OK;
 }
@@ -98,8 +99,7 @@ static ct_status layout_tensor(ct_dq_layout *lay, const ct_weights *w, const ct_
         return CT_OK;
     char module[256], sc[300];
     if (ct_rtn_is_quantizable(t->name, t->ndim, t->dtype, module, sizeof module))
-        return layout_add(lay, module, t->shape[0], t->shape[1], (int)ct_dtype_size(output_type(dt_set, dt, t->dtype)),
-                          err);
+        return layout_add(lay, module, t->shape[0], t->shape[1], output_type(dt_set, dt, t->dtype), err);
     if (has_suffix(t->name, ".scales")) {
         snprintf(sc, sizeof sc, "%.*s.weight", (int)(strlen(t->name) - strlen(".scales")), t->name);
         if (ct_weights_find(w, sc))
@@ -147,7 +147,7 @@ ct_status ct_dq_layout_load(ct_dq_layout *lay, const char *model_dir, const char
 void ct_dq_layout_free(ct_dq_layout *lay) {
     for (int i = 0; i < lay->n; i++)
         free(lay->paths[i]);
-    free(lay->paths), free(lay->rows), free(lay->in), free(lay->sb_size);
+    free(lay->paths), free(lay->rows), free(lay->in), free(lay->sb);
     memset(lay, 0, sizeof *lay);
 }
 
@@ -169,7 +169,7 @@ double ct_dq_bpw(const ct_dq_layout *lay, const bool *high, ct_dq_setting lo, ct
     uint64_t bytes = lay->fixed_bytes, params = lay->fixed_params;
     for (int i = 0; i < lay->n; i++) {
         ct_quant_spec s = ct_dq_module_spec(lay, i, high[i], lo, hi);
-        uint64_t rows = (uint64_t)lay->rows[i], in = (uint64_t)lay->in[i], sb = (uint64_t)lay->sb_size[i];
+        uint64_t rows = (uint64_t)lay->rows[i], in = (uint64_t)lay->in[i], sb = ct_dtype_size(lay->sb[i]);
         params += rows * in;
         if (s.quantized)
             bytes += rows * 4 * (uint64_t)ct_affine_row_words((int64_t)in, s.bits) +
@@ -300,6 +300,260 @@ void ct_dq_sens_default_path(const char *model, char *out, size_t n) {
     for (char *p = out; *p; p++)
         if (*p == '/')
             *p = '_';
+}
+
+// ---- the sensitivities
+
+// The model's weight of a layout module ("model.embed_tokens", "lm_head",
+// "model.layers.3.mlp.up_proj"), or NULL.
+static ct_weight *module_weight(ct_model *m, const char *path) {
+    if (!strcmp(path, "model.embed_tokens"))
+        return &m->embed;
+    if (!strcmp(path, "lm_head"))
+        return &m->lm_head.w;
+    int l, used = 0;
+    char part[32], name[32];
+    if (sscanf(path, "model.layers.%d.%31[a-z_].%31[a-z_]%n", &l, part, name, &used) != 3 || path[used] ||
+        l < 0 || l >= m->L)
+        return NULL;
+    for (int id = 0; id < CT_LIN_COUNT; id++) {
+        bool attn = id <= CT_LIN_O;
+        if (!strcmp(name, ct_linear_name((ct_linear_id)id)) && !strcmp(part, attn ? "self_attn" : "mlp"))
+            return &m->layers[l].lin[id].w;
+    }
+    return NULL;
+}
+
+typedef struct dq_sens {
+    ct_model *m;
+    const ct_dq_layout *lay;
+    ct_weight **slot;     // [n] the model's weight of each module
+    ct_weight *orig;      // [n] the weights as loaded (restored on exit)
+    int n_ready;          // modules whose slot and orig are set
+    bool tied;            // lm_head.w is the embedding
+    float **low, **grad;  // [n] device (rows, in) f32: W_low and the summed gradients
+    ct_layer_grads *lg;   // [L]
+    ct_extra_grads xg;
+    float *teacher;       // (B*T, V) device: the batch's teacher logits
+    ct_distill_loss kl;   // KL(p_teacher || q_student), temperature 1
+    bool kl_ready;
+    float *weight;        // (cap_weight) host: each row's weight in the loss
+    int64_t cap_weight;
+    double scale;         // 1 / (rows of the batch): the loss is a mean over positions
+} dq_sens;
+
+// x (n) rounded to sb's precision in place (what storing it as sb keeps).
+static void round_to(float *x, size_t n, ct_dtype sb) {
+    for (size_t k = 0; sb != CT_F32 && k < n; k++)
+        x[k] = sb == CT_F16 ? ct_f16_to_f32(ct_f32_to_f16(x[k])) : ct_bf16_to_f32(ct_f32_to_bf16(x[k]));
+}
+
+// W of module i as f32 rounded to its output type -> w (rows, in) host;
+// then the affine round trip dequantize(quantize(W, s)) with scales of that
+// type (unless in is not a multiple of the group size: the module then stays
+// dense).
+static ct_status module_qdq(dq_sens *j, int i, const ct_dq_setting *s, float *w, ct_error *err) {
+    const ct_weight *o = &j->orig[i];
+    size_t n = (size_t)(o->rows * o->cols), ng = (size_t)(o->cols / s->group_size);
+    void *raw = malloc(n * ct_dtype_size(o->dtype));
+    if (!raw)
+        return ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", j->lay->paths[i]);
+    j->m->be->download(j->m->be, raw, o->data, n * ct_dtype_size(o->dtype));
+    ct_convert_to_f32(w, raw, o->dtype, n);
+    free(raw);
+    ct_dtype sb = j->lay->sb[i];
+    round_to(w, n, sb); // as ct_convert casts before quantizing
+    if (o->cols % s->group_size)
+        return CT_OK;
+    uint32_t *wq = malloc(sizeof *wq * (size_t)(o->rows * ct_affine_row_words(o->cols, s->bits)));
+    void *sc = malloc(ct_dtype_size(sb) * (size_t)o->rows * ng), *bi = malloc(ct_dtype_size(sb) * (size_t)o->rows * ng);
+    ct_status st = wq && sc && bi ? CT_OK : ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", j->lay->paths[i]);
+    if (st == CT_OK)
+        st = ct_affine_quantize(w, o->rows, o->cols, s->bits, s->group_size, wq, sc, bi, sb, err);
+    if (st == CT_OK)
+        ct_affine_dequantize(wq, sc, bi, sb, o->rows, o->cols, s->bits, s->group_size, w);
+    free(wq), free(sc), free(bi);
+    return st;
+}
+
+// Where the model's backward puts module i's gradient.
+static void attach_grad(dq_sens *j, int i) {
+    ct_model *m = j->m;
+    if (j->slot[i] == &m->embed)
+        j->xg.embed = j->grad[i];
+    else if (j->slot[i] == &m->lm_head.w)
+        j->xg.lm_head = j->grad[i];
+    for (int l = 0; l < m->L; l++)
+        for (int id = 0; id < CT_LIN_COUNT; id++)
+            if (j->slot[i] == &m->layers[l].lin[id].w)
+                j->lg[l].w[id] = j->grad[i];
+}
+
+// Finds every module's weight, makes W_low and a zeroed gradient for it.
+static ct_status sens_setup(dq_sens *j, ct_dq_setting lo, ct_error *err) {
+    ct_model *m = j->m;
+    int n = j->lay->n;
+    j->tied = m->lm_head.w.data == m->embed.data;
+    j->slot = calloc((size_t)n, sizeof *j->slot);
+    j->orig = calloc((size_t)n, sizeof *j->orig);
+    j->low = calloc((size_t)n, sizeof *j->low);
+    j->grad = calloc((size_t)n, sizeof *j->grad);
+    j->lg = calloc((size_t)m->L, sizeof *j->lg);
+    if (!j->slot || !j->orig || !j->low || !j->grad || !j->lg)
+        return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *path = j->lay->paths[i];
+        j->slot[i] = module_weight(m, path);
+        if (!j->slot[i])
+            return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: not a module the sensitivity pass knows", path);
+        j->orig[i] = *j->slot[i];
+        j->n_ready = i + 1;
+        if (j->orig[i].bits || j->orig[i].rows != j->lay->rows[i] || j->orig[i].cols != j->lay->in[i])
+            return ct_fail(err, CT_ERR_INVALID, "%s: the loaded weight is not the dense (%lld, %lld) of the folder",
+                           path, (long long)j->lay->rows[i], (long long)j->lay->in[i]);
+        size_t bytes = sizeof(float) * (size_t)(j->orig[i].rows * j->orig[i].cols);
+        float *w = malloc(bytes);
+        ct_status st = w ? module_qdq(j, i, &lo, w, err) : ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", path);
+        if (st == CT_OK)
+            st = m->be->alloc(m->be, bytes, (void **)&j->low[i], err);
+        if (st == CT_OK) {
+            m->be->upload(m->be, j->low[i], w, bytes);
+            st = m->be->alloc(m->be, bytes, (void **)&j->grad[i], err);
+        }
+        free(w);
+        CT_TRY(st);
+        attach_grad(j, i);
+    }
+    return CT_OK;
+}
+
+// The model runs the teacher (as loaded) or the student (every module at
+// W_low, with gradients).
+static void use_weights(dq_sens *j, bool student) {
+    ct_model *m = j->m;
+    for (int i = 0; i < j->n_ready; i++) {
+        ct_weight w = j->orig[i];
+        if (student)
+            w = (ct_weight){.rows = w.rows, .cols = w.cols, .dtype = CT_F32, .data = j->low[i]};
+        *j->slot[i] = w;
+    }
+    if (j->tied)
+        m->lm_head.w = m->embed;
+    m->layer_grads = student ? j->lg : NULL;
+    m->extra_grads = student ? &j->xg : NULL;
+}
+
+// ct_logits_loss_fn of the teacher pass: keeps the logits.
+static ct_status keep_logits(void *ctx, int64_t row0, int64_t n, const float *logits, float *dlogits,
+                             double *loss_sum, ct_error *err) {
+    dq_sens *j = ctx;
+    (void)dlogits, (void)loss_sum, (void)err;
+    size_t V = (size_t)j->m->V;
+    j->m->be->copy(j->m->be, j->teacher + (size_t)row0 * V, logits, sizeof(float) * V * (size_t)n);
+    return CT_OK;
+}
+
+// ct_logits_loss_fn of the student pass: each row weighs 1 / (rows of the
+// batch) (the loss is the mean over positions of KL(p_teacher || q_student)).
+static ct_status kl_loss(void *ctx, int64_t row0, int64_t n, const float *logits, float *dlogits,
+                         double *loss_sum, ct_error *err) {
+    dq_sens *j = ctx;
+    if (n > j->cap_weight) {
+        float *w = realloc(j->weight, sizeof *w * (size_t)n);
+        if (!w)
+            return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
+        j->weight = w;
+        j->cap_weight = n;
+    }
+    for (int64_t r = 0; r < n; r++)
+        j->weight[r] = (float)j->scale;
+    return ct_distill_loss_apply(&j->kl, logits, j->teacher + (size_t)row0 * (size_t)j->m->V, NULL, j->weight, n,
+                                 j->m->V, dlogits, loss_sum, err);
+}
+
+// Sum over batches of d(mean KL)/d(W_low) into the gradients.
+static ct_status sens_batches(dq_sens *j, const int32_t *ids, int n_seq, int T, int batch_size, ct_error *err) {
+    ct_progress prog;
+    int n_batches = (n_seq + batch_size - 1) / batch_size;
+    ct_progress_begin(&prog, "sensitivities", n_batches);
+    ct_status st = CT_OK;
+    for (int b = 0; st == CT_OK && b < n_batches; b++) {
+        int b0 = b * batch_size, nb = n_seq - b0 < batch_size ? n_seq - b0 : batch_size;
+        const int32_t *x = ids + (size_t)b0 * (size_t)T;
+        double loss = 0;
+        use_weights(j, false);
+        st = ct_model_train_logits(j->m, x, nb, T, false, keep_logits, j, &loss, err);
+        use_weights(j, true);
+        j->scale = 1.0 / ((double)nb * T);
+        if (st == CT_OK)
+            st = ct_model_train_logits(j->m, x, nb, T, true, kl_loss, j, &loss, err);
+        if (st == CT_OK && !isfinite(loss))
+            st = ct_fail(err, CT_ERR_NUMERIC, "dynamic quant: the KL loss of batch %d is %g", b + 1, loss);
+        ct_progress_update(&prog, b + 1);
+    }
+    ct_progress_end(&prog);
+    use_weights(j, false);
+    return st;
+}
+
+// sens[i] = sum(g / n_batches * (W_low - W_high)) / (numel / 1e6).
+static ct_status sens_values(dq_sens *j, int n_batches, ct_dq_setting hi, double *sens, ct_error *err) {
+    for (int i = 0; i < j->lay->n; i++) {
+        size_t n = (size_t)(j->orig[i].rows * j->orig[i].cols);
+        float *g = malloc(sizeof *g * n), *wl = malloc(sizeof *wl * n), *wh = malloc(sizeof *wh * n);
+        ct_status st = g && wl && wh ? module_qdq(j, i, &hi, wh, err)
+                                     : ct_fail(err, CT_ERR_NOMEM, "%s: out of memory", j->lay->paths[i]);
+        if (st == CT_OK) {
+            j->m->be->download(j->m->be, g, j->grad[i], sizeof(float) * n);
+            j->m->be->download(j->m->be, wl, j->low[i], sizeof(float) * n);
+            double dot = 0;
+            for (size_t k = 0; k < n; k++)
+                dot += (double)g[k] * ((double)wl[k] - (double)wh[k]);
+            sens[i] = dot / n_batches / ((double)n / 1e6);
+            if (!isfinite(sens[i]))
+                st = ct_fail(err, CT_ERR_NUMERIC, "%s: the sensitivity is not finite", j->lay->paths[i]);
+        }
+        free(g), free(wl), free(wh);
+        CT_TRY(st);
+    }
+    return CT_OK;
+}
+
+static void sens_free(dq_sens *j) {
+    ct_backend *be = j->m->be;
+    for (int i = 0; j->low && i < j->lay->n; i++) {
+        if (j->low[i])
+            be->free(be, j->low[i]);
+        if (j->grad[i])
+            be->free(be, j->grad[i]);
+    }
+    use_weights(j, false);
+    free(j->slot), free(j->orig), free(j->low), free(j->grad), free(j->lg), free(j->weight);
+    if (j->teacher)
+        be->free(be, j->teacher);
+    if (j->kl_ready)
+        ct_distill_loss_free(&j->kl);
+}
+
+ct_status ct_dq_sensitivities(ct_model *m, const ct_dq_layout *lay, const int32_t *ids, int n_seq, int T,
+                              int batch_size, ct_dq_setting lo, ct_dq_setting hi, double *sens, ct_error *err) {
+    if (n_seq < 1 || T < 1 || batch_size < 1)
+        return ct_fail(err, CT_ERR_INVALID, "dynamic quant: no calibration data (%d sequences of %d)", n_seq, T);
+    dq_sens j = {.m = m, .lay = lay};
+    int B = batch_size < n_seq ? batch_size : n_seq;
+    ct_status st = sens_setup(&j, lo, err);
+    if (st == CT_OK)
+        st = m->be->alloc(m->be, sizeof(float) * (size_t)B * (size_t)T * (size_t)m->V, (void **)&j.teacher, err);
+    if (st == CT_OK)
+        st = ct_distill_loss_init(&j.kl, m->be, 1.0f, false, 0, err);
+    j.kl_ready = st == CT_OK;
+    if (st == CT_OK)
+        st = sens_batches(&j, ids, n_seq, T, B, err);
+    if (st == CT_OK)
+        st = sens_values(&j, (n_seq + B - 1) / B, hi, sens, err);
+    ct_model_train_free(m);
+    sens_free(&j);
+    return st;
 }
 
 // ---- the job
@@ -481,10 +735,3 @@ ct_status ct_dynamic_quant(const ct_dq_opts *o, ct_dq_stats *stats, ct_error *er
     return st;
 }
 
-// ---- the sensitivities (TEMPORARY until ct_model_train_logits lands)
-
-ct_status ct_dq_sensitivities(ct_model *m, const ct_dq_layout *lay, const int32_t *ids, int n_seq, int T,
-                              int batch_size, ct_dq_setting lo, ct_dq_setting hi, double *sens, ct_error *err) {
-    (void)m, (void)lay, (void)ids, (void)n_seq, (void)T, (void)batch_size, (void)lo, (void)hi, (void)sens;
-    return ct_fail(err, CT_ERR_UNSUPPORTED, "dynamic quant: sensitivity estimation is not built yet");
-}
