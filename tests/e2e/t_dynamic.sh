@@ -45,3 +45,25 @@ expect_fail "quant dynamic: output exists" "already exists" \
 expect_fail "quant dynamic: a quantized model" "already quantized" \
     "$CTUNE" quant dynamic --model "$DQ/h" --mlx-path "$DQ/x" --sensitivities "$DQ/hand.json"
 expect_ok "quant dynamic: nothing left behind on failure" test ! -e "$DQ/x"
+
+# Estimated sensitivities (KL against the float model on README.md).
+DQ_CAL="--data README.md --sequence-length 64 --num-samples 6 --batch-size 4"
+expect_out "quant dynamic: estimates and saves sensitivities" "Saved sensitivities of 15 modules to $DQ/est.json" \
+    "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/e" $DQ_CAL $DQ_FLAGS --target-bpw 7 \
+    --sensitivities-out "$DQ/est.json"
+expect_out "quant dynamic: reusing them gives the same split" "3 of 15 modules" \
+    "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/e2" --sensitivities "$DQ/est.json" $DQ_FLAGS --target-bpw 7
+expect_ok "quant dynamic: ... and the same folder" cmp "$DQ/e/model.safetensors" "$DQ/e2/model.safetensors"
+expect_out "quant dynamic: gradient checkpointing changes nothing" "Saved sensitivities" \
+    "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/e3" $DQ_CAL $DQ_FLAGS --target-bpw 7 --grad-checkpoint \
+    --sensitivities-out "$DQ/est_ckpt.json"
+expect_ok "quant dynamic: ... the same sensitivities" cmp "$DQ/est.json" "$DQ/est_ckpt.json"
+expect_out "quant dynamic: --report-ppl" "Quantized PPL: " \
+    "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/p" --sensitivities "$DQ/est.json" $DQ_CAL $DQ_FLAGS \
+    --target-bpw 7 --report-ppl
+M_ABS=$(pwd)/$M
+expect_out "quant dynamic: mlx-lm's default sensitivities file" "$(printf '%s' "$M_ABS" | tr / _)_sensitivities.json" \
+    sh -c "cd '$DQ' && '$CTUNE' quant dynamic --model '$M_ABS' --mlx-path d $DQ_CAL --data '$(pwd)/README.md' $DQ_FLAGS \
+    --target-bpw 7"
+expect_ok "quant dynamic: ... written in the current folder" \
+    test -s "$DQ/$(printf '%s' "$M_ABS" | tr / _)_sensitivities.json"
