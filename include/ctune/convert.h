@@ -63,8 +63,9 @@ ct_quant_spec ct_rtn_module_spec(const ct_rtn_params *p, const char *module_path
 // A module whose weight replaces the source's in the output (ctune fuse):
 // "<path>.weight" (and, for affine, ".scales" / ".biases") come from w, a host
 // weight that must stay valid until ct_convert returns. Dense w (rows, cols)
-// is stored as dtype (f32, f16, bf16); an affine w keeps its bits, group size
-// and scales type, and the config's quantization block is kept as it is.
+// is stored as dtype (f32, f16, bf16) (rows 0: a vector (cols), written 1-D,
+// such as a norm weight); an affine w keeps its bits, group size and scales
+// type, and the config's quantization block is kept as it is.
 typedef struct ct_convert_module {
     const char *path; // "model.layers.0.self_attn.q_proj"
     ct_weight w;

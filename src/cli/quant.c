@@ -13,6 +13,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } METHODS[] = {
+    {"dwq", cmd_quant_dwq, "DWQ: scales, biases and norms learned by distillation from the teacher (mlx_lm.dwq)"},
     {"gptq", cmd_quant_gptq, "GPTQ: error-compensated rounding with calibration Hessians (mlx_lm.gptq)"},
     {"dynamic", cmd_quant_dynamic, "mixed precision for a target bits per weight from KL sensitivities (mlx_lm.dynamic_quant)"},
 };

@@ -6,6 +6,7 @@
 
 int cmd_quant_gptq(int argc, char **argv);
 int cmd_quant_dynamic(int argc, char **argv);
+int cmd_quant_dwq(int argc, char **argv);
 
 // An integer flag value in [min, 2^30]: 0 and *out set, or a usage error (2).
 int quant_parse_long(const char *flag, const char *v, long min, long *out);

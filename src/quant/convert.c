@@ -174,14 +174,16 @@ ct_status cv_emit_replacement(cv_job *j, const ct_convert_module *r, ct_error *e
     snprintf(name, sizeof name, "%s.weight", r->path);
     int64_t shape[2] = {w->rows, w->cols};
     if (w->bits == 0) {
-        float *f = malloc(sizeof(float) * (size_t)(w->rows * w->cols));
+        int ndim = w->rows ? 2 : 1; // rows 0: a vector
+        size_t n = (size_t)((w->rows ? w->rows : 1) * w->cols);
+        float *f = malloc(sizeof(float) * n);
         if (!f)
             return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", name);
-        ct_convert_to_f32(f, w->data, w->dtype, (size_t)(w->rows * w->cols));
+        ct_convert_to_f32(f, w->data, w->dtype, n);
         bool saved = j->dtype_set;
         ct_dtype dt = j->dtype;
         j->dtype_set = true, j->dtype = r->dtype; // the replacement's own type
-        ct_status st = cv_emit_float(j, name, r->dtype, 2, shape, f, err);
+        ct_status st = cv_emit_float(j, name, r->dtype, ndim, shape + 2 - ndim, f, err);
         j->dtype_set = saved, j->dtype = dt;
         return st;
     }

@@ -9,4 +9,7 @@ if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null;
         --mlx-path "$QA/g3" --bits 3 --group-size 32 --fallback-bits 4 --fallback-group-size 32 \
         --data "$ASSETS/datasets/wikisql/train.jsonl" --sequence-length 128 --num-samples 16
     expect_ok "quant gptq 3-bit g32 in mlx-lm" "$REF/bin/python" tools/check_quant_mlx.py --bin build "$QA/g3"
+    head -c 40000 "$ASSETS/text/wikitext-2-raw-test.txt" > "$QA/wiki.txt"
+    expect_ok "perplexity --reference: mean KL equals mlx-lm's" "$REF/bin/python" tools/check_kl.py "$CTUNE" \
+        "$QA/g3" tests/fixtures/chat_model "$QA/wiki.txt" 64 4
 fi

@@ -33,3 +33,17 @@ expect_fail "quant gptq: bad --num-samples" "0 samples" \
 expect_fail "quant gptq: a quantized model" "already quantized" \
     "$CTUNE" quant gptq --model "$QD/g4" --mlx-path "$QD/x" --group-size 32 --data README.md --sequence-length 64
 expect_ok "quant gptq: nothing left behind on failure" test ! -e "$QD/x"
+
+# perplexity --reference: the mean KL to the float model (the quantization tables' KL column).
+expect_out "perplexity --reference: a model against itself has KL 0" '"mean_kl": 0}' \
+    "$CTUNE" perplexity --model $M --reference $M --data README.md --sequence-length 64 --num-samples 2 --json
+kl=$("$CTUNE" perplexity --model "$QD/g4" --reference $M --data README.md --sequence-length 64 --num-samples 2 \
+     --json 2>/dev/null | sed -n 's/.*"mean_kl": \([^}]*\)}.*/\1/p')
+awk -v k="$kl" 'BEGIN { exit !(k > 1e-6 && k < 1) }' && _record 1 "perplexity --reference: 4-bit GPTQ has a small positive KL ($kl)" \
+    || _record 0 "perplexity --reference: 4-bit GPTQ KL" "mean_kl '$kl' not in (1e-6, 1)"
+expect_out "perplexity --reference: text line" "Mean KL(reference || model):" \
+    "$CTUNE" perplexity --model "$QD/g4" --reference $M --data README.md --sequence-length 64 --num-samples 1
+expect_fail "perplexity --reference: vocabulary mismatch" "vocabulary of 128 tokens" \
+    "$CTUNE" perplexity --model $M --reference tests/fixtures/models/llama_default --data README.md --sequence-length 64
+expect_fail "perplexity --reference: missing folder" "$QD/none" \
+    "$CTUNE" perplexity --model $M --reference "$QD/none" --data README.md
