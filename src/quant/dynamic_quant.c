@@ -6,7 +6,7 @@
 // Differences from mlx-lm's quant/dynamic_quant.py, on purpose:
 // - the calibration data is the user's (--data), as for ctune quant gptq;
 // - W_low / W_high come from the weights cast to the output type with scales
-//   of that type, so the student is exactly the all-low model we would write;
+//   of that type, so the student is the all-low model that would be written;
 // - an unreachable target is an error naming the reachable range (mlx-lm
 //   silently returns a threshold at one end of the range);
 // - the threshold is the upper end of the final bisection bracket, the
