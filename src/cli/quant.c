@@ -16,6 +16,7 @@ static const struct {
     {"gptq", cmd_quant_gptq, "GPTQ: error-compensated rounding with calibration Hessians (mlx_lm.gptq)"},
     {"awq", cmd_quant_awq, "AWQ: activation-aware channel scaling and clipping (mlx_lm.awq)"},
     {"dwq", cmd_quant_dwq, "DWQ: scales, biases and norms learned by distillation from the teacher (mlx_lm.dwq)"},
+    {"dynamic", cmd_quant_dynamic, "mixed precision for a target bits per weight from KL sensitivities (mlx_lm.dynamic_quant)"},
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 

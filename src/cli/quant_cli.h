@@ -5,6 +5,7 @@
 #define CTUNE_CLI_QUANT_H
 
 int cmd_quant_gptq(int argc, char **argv);
+int cmd_quant_dynamic(int argc, char **argv);
 int cmd_quant_dwq(int argc, char **argv);
 int cmd_quant_awq(int argc, char **argv);
 
