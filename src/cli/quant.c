@@ -35,6 +35,23 @@ int quant_parse_long(const char *flag, const char *v, long min, long *out) {
     return 0;
 }
 
+int quant_int_flags(const quant_int_flag *flags, size_t n, const char *a, const char *v, bool *matched) {
+    *matched = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(a, flags[i].name))
+            continue;
+        long x;
+        int rc = quant_parse_long(a, v, flags[i].min, &x);
+        if (rc)
+            return rc;
+        if (x == 0 && flags[i].min < 0)
+            return cli_usage_error("quant", "%s: 0 samples (use -1 for all)", a);
+        *flags[i].dst = (int)x;
+        *matched = true;
+    }
+    return 0;
+}
+
 int quant_parse_double(const char *flag, const char *v, double *out) {
     char *end;
     double x = strtod(v, &end);

@@ -27,7 +27,7 @@ static void usage(FILE *f) {
 
 // Integer flags: name -> where the value goes and its minimum.
 static int int_flag(const char *a, const char *v, ct_awq_opts *o, bool *matched) {
-    struct { const char *name; int *dst; long min; } flags[] = {
+    const quant_int_flag flags[] = {
         {"--bits", &o->bits, 1},
         {"--group-size", &o->group_size, 1},
         {"--embed-bits", &o->embed_bits, 1},
@@ -37,20 +37,7 @@ static int int_flag(const char *a, const char *v, ct_awq_opts *o, bool *matched)
         {"--n-grid", &o->n_grid, 1},
         {"--batch-size", &o->batch_size, 1},
     };
-    *matched = false;
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        if (strcmp(a, flags[i].name))
-            continue;
-        long n;
-        int rc = quant_parse_long(a, v, flags[i].min, &n);
-        if (rc)
-            return rc;
-        if (n == 0 && flags[i].min < 0)
-            return cli_usage_error("quant", "%s: 0 samples (use -1 for all)", a);
-        *flags[i].dst = (int)n;
-        *matched = true;
-    }
-    return 0;
+    return quant_int_flags(flags, sizeof flags / sizeof flags[0], a, v, matched);
 }
 
 static int parse_args(int argc, char **argv, ct_awq_opts *o) {

@@ -4,6 +4,9 @@
 #ifndef CTUNE_CLI_QUANT_H
 #define CTUNE_CLI_QUANT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 int cmd_quant_gptq(int argc, char **argv);
 int cmd_quant_dynamic(int argc, char **argv);
 int cmd_quant_dwq(int argc, char **argv);
@@ -11,6 +14,16 @@ int cmd_quant_awq(int argc, char **argv);
 
 // An integer flag value in [min, 2^30]: 0 and *out set, or a usage error (2).
 int quant_parse_long(const char *flag, const char *v, long min, long *out);
+// An integer flag: its name, where the value goes, its minimum (a minimum
+// below 0 means a count where -1 is "all" and 0 is refused).
+typedef struct quant_int_flag {
+    const char *name;
+    int *dst;
+    long min;
+} quant_int_flag;
+// When a is one of flags[0..n), parses v into it and sets *matched; returns 0
+// or a usage error (2).
+int quant_int_flags(const quant_int_flag *flags, size_t n, const char *a, const char *v, bool *matched);
 // A finite floating-point flag value: 0 and *out set, or a usage error (2).
 int quant_parse_double(const char *flag, const char *v, double *out);
 

@@ -32,7 +32,7 @@ static void usage(FILE *f) {
 
 // Integer flags: name -> where the value goes and its minimum.
 static int int_flag(const char *a, const char *v, ct_dwq_opts *o, bool *matched) {
-    struct { const char *name; int *dst; long min; } flags[] = {
+    const quant_int_flag flags[] = {
         {"--bits", &o->bits, 1},
         {"--group-size", &o->group_size, 1},
         {"--num-samples", &o->calib.num_samples, -1},
@@ -40,20 +40,7 @@ static int int_flag(const char *a, const char *v, ct_dwq_opts *o, bool *matched)
         {"--batch-size", &o->batch_size, 1},
         {"--top-k", &o->top_k, 0},
     };
-    *matched = false;
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        if (strcmp(a, flags[i].name))
-            continue;
-        long n;
-        int rc = quant_parse_long(a, v, flags[i].min, &n);
-        if (rc)
-            return rc;
-        if (n == 0 && flags[i].min < 0)
-            return cli_usage_error("quant", "%s: 0 samples (use -1 for all)", a);
-        *flags[i].dst = (int)n;
-        *matched = true;
-    }
-    return 0;
+    return quant_int_flags(flags, sizeof flags / sizeof flags[0], a, v, matched);
 }
 
 // A positive floating-point flag.

@@ -36,7 +36,7 @@ static void usage(FILE *f) {
 
 // Integer flags: name -> where the value goes and its minimum.
 static int int_flag(const char *a, const char *v, ct_dq_opts *o, bool *matched) {
-    struct { const char *name; int *dst; long min; } flags[] = {
+    const quant_int_flag flags[] = {
         {"--low-bits", &o->low.bits, 1},
         {"--low-group-size", &o->low.group_size, 1},
         {"--high-bits", &o->high.bits, 1},
@@ -45,20 +45,7 @@ static int int_flag(const char *a, const char *v, ct_dq_opts *o, bool *matched) 
         {"--sequence-length", &o->calib.sequence_length, 2},
         {"--batch-size", &o->batch_size, 1},
     };
-    *matched = false;
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        if (strcmp(a, flags[i].name))
-            continue;
-        long n;
-        int rc = quant_parse_long(a, v, flags[i].min, &n);
-        if (rc)
-            return rc;
-        if (n == 0 && flags[i].min < 0)
-            return cli_usage_error("quant", "%s: 0 samples (use -1 for all)", a);
-        *flags[i].dst = (int)n;
-        *matched = true;
-    }
-    return 0;
+    return quant_int_flags(flags, sizeof flags / sizeof flags[0], a, v, matched);
 }
 
 // Options with a value other than the integers.

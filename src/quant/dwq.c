@@ -28,6 +28,7 @@
 #include "ctune/optim.h"
 #include "ctune/progress.h"
 #include "ctune/tokenizer.h"
+#include "quant_internal.h"
 
 enum { MAX_VALID = 32 };
 
@@ -82,24 +83,6 @@ typedef struct dq_job {
 
 // ---- small helpers
 
-static float round_sb(float x, ct_dtype sb) {
-    if (sb == CT_F16)
-        return ct_f16_to_f32(ct_f32_to_f16(x));
-    if (sb == CT_BF16)
-        return ct_bf16_to_f32(ct_f32_to_bf16(x));
-    return x;
-}
-
-static void store_sb(void *dst, const float *x, size_t n, ct_dtype sb) {
-    if (sb == CT_F32) {
-        memcpy(dst, x, n * sizeof(float));
-        return;
-    }
-    uint16_t *h = dst;
-    for (size_t i = 0; i < n; i++)
-        h[i] = sb == CT_F16 ? ct_f32_to_f16(x[i]) : ct_f32_to_bf16(x[i]);
-}
-
 static ct_status dev_alloc(dq_job *j, size_t bytes, void *out, ct_error *err) {
     return j->be->alloc(j->be, bytes ? bytes : 1, (void **)out, err);
 }
@@ -128,18 +111,6 @@ static void remove_folder(const char *dir) {
 }
 
 // ---- the student
-
-static ct_status parse_dtype(const char *name, ct_dtype *out, ct_error *err) {
-    if (!strcmp(name, "float16"))
-        *out = CT_F16;
-    else if (!strcmp(name, "bfloat16"))
-        *out = CT_BF16;
-    else if (!strcmp(name, "float32"))
-        *out = CT_F32;
-    else
-        return ct_fail(err, CT_ERR_INVALID, "--dtype: '%s' is not one of float16, bfloat16, float32", name);
-    return CT_OK;
-}
 
 // The RTN student: ct_convert -q of the teacher into a temporary folder beside the output.
 static ct_status make_rtn_student(dq_job *j, ct_error *err) {
@@ -178,7 +149,7 @@ static ct_status load_student(dq_job *j, ct_error *err) {
                        "%s (V %d, C %d, %d layers)", path, j->student.V, j->student.C, j->student.L, o->model,
                        j->teacher.V, j->teacher.C, j->teacher.L);
     if (o->dtype)
-        return parse_dtype(o->dtype, &j->sb, err);
+        return quant_output_dtype(o->dtype, &j->student, &j->sb, err); // parses the --dtype name
     ct_dtype own = CT_F32;
     for (int l = 0; l < j->student.L && own == CT_F32; l++)
         for (int id = 0; id < CT_LIN_COUNT; id++)
@@ -250,8 +221,8 @@ static void refresh_module(dq_job *j, dq_module *d) {
     const ct_weight *w = &d->q;
     int64_t ng = groups(w);
     for (int64_t i = 0; i < ng; i++) {
-        j->round_s[i] = round_sb(j->P[d->off_s + i], j->sb);
-        j->round_b[i] = round_sb(j->P[d->off_b + i], j->sb);
+        j->round_s[i] = quant_round_sb(j->P[d->off_s + i], j->sb);
+        j->round_b[i] = quant_round_sb(j->P[d->off_b + i], j->sb);
     }
     ct_affine_dequantize(w->data, j->round_s, j->round_b, CT_F32, w->rows, w->cols, w->bits, w->group_size,
                          d->dense);
@@ -262,7 +233,7 @@ static void refresh_all(dq_job *j) {
         refresh_module(j, &j->mods[i]);
     for (int i = 0; i < j->n_vecs; i++)
         for (int64_t k = 0; k < j->vecs[i].n; k++)
-            j->vecs[i].weight[k] = round_sb(j->P[j->vecs[i].off + k], j->sb);
+            j->vecs[i].weight[k] = quant_round_sb(j->P[j->vecs[i].off + k], j->sb);
 }
 
 // Masters from the student's stored scales/biases and norms; dense slots and gradients wired into the model.
@@ -503,8 +474,8 @@ static ct_status write_output(dq_job *j, ct_convert_stats *cs, ct_error *err) {
             st = ct_fail(err, CT_ERR_NOMEM, "dwq: out of memory");
             break;
         }
-        store_sb(s, j->P + d->off_s, ng, j->sb);
-        store_sb(b, j->P + d->off_b, ng, j->sb);
+        quant_store_sb(s, j->P + d->off_s, ng, j->sb);
+        quant_store_sb(b, j->P + d->off_b, ng, j->sb);
         ct_weight w = d->q;
         w.dtype = j->sb, w.scales = s, w.biases = b;
         rep[i] = (ct_convert_module){.path = d->path, .w = w};
