@@ -297,7 +297,6 @@ void ct_awq_fold_scale(ct_awq_layer *L, ct_awq_group g, const float *s) {
 
 // ---- the model
 
-enum { N_SLOTS = 4 }; // distinct linear inputs of a layer: attention in, o_proj in, MLP in, down_proj in
 
 typedef struct aw_job {
     const ct_awq_opts *o;
@@ -310,8 +309,8 @@ typedef struct aw_job {
     int n_search;           // the first n_search sequences score the candidates
     int64_t N, Ns;          // calibration tokens n_seq * T, scoring tokens n_search * T
     bool capture;           // the hook records the linears' inputs
-    float *feat[N_SLOTS];   // (N, in of the slot): the float layer's linear inputs
-    int64_t feat_in[N_SLOTS], feat_rows[N_SLOTS];
+    float *feat[QUANT_SLOTS];   // (N, in of the slot): the float layer's linear inputs
+    int64_t feat_in[QUANT_SLOTS], feat_rows[QUANT_SLOTS];
     float *x, *ref, *tmp;   // (N, C): layer input, float layer output, scratch output
     float *sub_ref;         // (N, C): the float output of the sub-block being searched
     float *trial[3];        // (max linear size): a scale candidate's weights
@@ -323,25 +322,11 @@ typedef struct aw_job {
     double ratio_sum;
 } aw_job;
 
-static int slot_of(ct_linear_id id) {
-    switch (id) {
-    case CT_LIN_Q: return 0;
-    case CT_LIN_O: return 1;
-    case CT_LIN_GATE: return 2;
-    case CT_LIN_DOWN: return 3;
-    default: return -1;
-    }
-}
-
-static int slot_for_weight(ct_linear_id id) {
-    return id == CT_LIN_K || id == CT_LIN_V ? 0 : id == CT_LIN_UP ? 2 : slot_of(id);
-}
-
 // ct_linear_hook: appends the input of the slot's linear to feat[slot].
 static void capture_hook(void *ctx, int layer, ct_linear_id id, const float *inp, int64_t N, int64_t in) {
     (void)layer;
     aw_job *j = ctx;
-    int s = slot_of(id);
+    int s = quant_input_slot(id);
     if (!j->capture || s < 0 || j->feat_rows[s] + N > j->N)
         return;
     j->be->download(j->be, j->feat[s] + j->feat_rows[s] * in, inp, sizeof(float) * (size_t)(N * in));
@@ -428,7 +413,7 @@ static ct_status trial_loss(void *ctx, const float *s, double *loss, ct_error *e
                                  j->trial[k], err));
         ct_awq_layer_set(L, id, j->trial[k]);
     }
-    CT_TRY(run_sub(j, L->l, t->g, j->feat[slot_of(GROUP_INPUT[t->g])], j->trial[0], j->tmp, err));
+    CT_TRY(run_sub(j, L->l, t->g, j->feat[quant_input_slot(GROUP_INPUT[t->g])], j->trial[0], j->tmp, err));
     *loss = mse(j->tmp, j->sub_ref, j->Ns * j->m.C);
     return CT_OK;
 }
@@ -436,7 +421,7 @@ static ct_status trial_loss(void *ctx, const float *s, double *loss, ct_error *e
 // Searches group g's scale and folds it into L (and into the recorded inputs).
 static ct_status scale_group(aw_job *j, ct_awq_layer *L, ct_awq_group g, ct_error *err) {
     ct_linear_id first = GROUP_INPUT[g];
-    int slot = slot_of(first);
+    int slot = quant_input_slot(first);
     int64_t in = L->in[first];
     float *xbar = malloc(sizeof *xbar * (size_t)in), *best = malloc(sizeof *best * (size_t)in);
     ct_status st = xbar && best ? CT_OK : ct_fail(err, CT_ERR_NOMEM, "awq: out of memory");
@@ -498,7 +483,7 @@ static ct_status quantize_layer(aw_job *j, ct_awq_layer *L, int l, ct_error *err
     static const ct_linear_id clipped[] = {CT_LIN_V, CT_LIN_O, CT_LIN_GATE, CT_LIN_UP, CT_LIN_DOWN};
     for (size_t k = 0; st == CT_OK && k < sizeof clipped / sizeof clipped[0]; k++) {
         ct_linear_id id = clipped[k];
-        st = ct_awq_clip(L->w[id], L->rows[id], L->in[id], j->feat[slot_for_weight(id)], j->N, j->o->bits,
+        st = ct_awq_clip(L->w[id], L->rows[id], L->in[id], j->feat[quant_weight_slot(id)], j->N, j->o->bits,
                          j->o->group_size, j->sb, j->o->n_grid, err);
     }
     if (st == CT_OK)
@@ -561,11 +546,11 @@ static ct_status embed_rows(aw_job *j, const int32_t *ids, ct_error *err) {
 
 static ct_status alloc_buffers(aw_job *j, ct_error *err) {
     ct_model *m = &j->m;
-    int64_t qd = (int64_t)m->H * m->D, slot_in[N_SLOTS] = {m->C, qd, m->C, m->I}, max_w = 0;
+    int64_t qd = (int64_t)m->H * m->D, slot_in[QUANT_SLOTS] = {m->C, qd, m->C, m->I}, max_w = 0;
     size_t nc = sizeof(float) * (size_t)(j->N * m->C), ns = sizeof(float) * (size_t)(j->Ns * m->C);
     j->x = malloc(nc), j->ref = malloc(nc), j->tmp = malloc(ns), j->sub_ref = malloc(ns);
     bool ok = j->x && j->ref && j->tmp && j->sub_ref;
-    for (int s = 0; s < N_SLOTS; s++) {
+    for (int s = 0; s < QUANT_SLOTS; s++) {
         j->feat_in[s] = slot_in[s];
         j->feat[s] = malloc(sizeof(float) * (size_t)(j->N * slot_in[s]));
         ok = ok && j->feat[s];
@@ -711,7 +696,7 @@ static ct_status load(aw_job *j, int32_t **ids, ct_error *err) {
 
 static void job_free(aw_job *j) {
     free(j->x), free(j->ref), free(j->tmp), free(j->sub_ref), free(j->norms);
-    for (int s = 0; s < N_SLOTS; s++)
+    for (int s = 0; s < QUANT_SLOTS; s++)
         free(j->feat[s]);
     for (int k = 0; k < 3; k++)
         free(j->trial[k]);

@@ -153,7 +153,6 @@ void ct_gptq_pack_codes(const uint8_t *codes, int64_t rows, int64_t in, int bits
 
 // ---- the model
 
-enum { N_SLOTS = 4 }; // distinct linear inputs of a block: attention in, o_proj in, MLP in, down_proj in
 
 typedef struct gq_device_weight {
     void *wq, *scales, *biases; // device copies of a result the model uses (freed with the job)
@@ -166,32 +165,17 @@ typedef struct gq_job {
     bool model_loaded;
     ct_dtype sb;            // scales/biases type of the output
     bool capture;           // the hook sums inputs into H
-    double *H[N_SLOTS];     // (in, in) upper triangles
-    int64_t H_in[N_SLOTS];
+    double *H[QUANT_SLOTS];     // (in, in) upper triangles
+    int64_t H_in[QUANT_SLOTS];
     float *inp, *xtx;       // host scratch: one forward's linear input (N, in), its x^T x (in, in)
     quant_results res;      // the GPTQ weights (host), for the writer
     gq_device_weight *dev;  // [res.n] their device copies
 } gq_job;
 
-// The H slot whose input linear id sees, or -1 for the linears that share another's input.
-static int slot_of(ct_linear_id id) {
-    switch (id) {
-    case CT_LIN_Q: return 0;
-    case CT_LIN_O: return 1;
-    case CT_LIN_GATE: return 2;
-    case CT_LIN_DOWN: return 3;
-    default: return -1;
-    }
-}
-
-static int slot_for_weight(ct_linear_id id) {
-    return id == CT_LIN_K || id == CT_LIN_V ? 0 : id == CT_LIN_UP ? 2 : slot_of(id);
-}
-
 // ct_linear_hook: H[slot] += x^T x (f32 products per forward, summed in f64).
 static void capture_hook(void *ctx, int layer, ct_linear_id id, const float *inp, int64_t N, int64_t in) {
     gq_job *j = ctx;
-    int s = slot_of(id);
+    int s = quant_input_slot(id);
     if (!j->capture || s < 0)
         return;
     j->be->download(j->be, j->inp, inp, sizeof(float) * (size_t)(N * in));
@@ -246,7 +230,7 @@ static ct_status quantize_linear(gq_job *j, int l, ct_linear_id id, double *Hcop
     int64_t rows = w->rows, in = w->cols;
     if (in % j->o->group_size)
         return CT_OK; // left dense, as mlx-lm leaves such layers
-    int s = slot_for_weight(id);
+    int s = quant_weight_slot(id);
     size_t n = (size_t)(rows * in), ng = (size_t)(in / j->o->group_size);
     void *raw = malloc(n * ct_dtype_size(w->dtype));
     float *wf = malloc(sizeof *wf * n), *sc = malloc(sizeof *sc * (size_t)rows * ng);
@@ -300,8 +284,8 @@ static ct_status quantize_layers(gq_job *j, const int32_t *ids, int n_seq, int T
     float *kb = NULL, *vb = NULL;
     ct_status st = x && scratch && Hcopy && j->inp && j->xtx && kbufs && vbufs
                        ? CT_OK : ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory for the calibration activations");
-    int64_t slot_in[N_SLOTS] = {m->C, qd, m->C, m->I};
-    for (int s = 0; st == CT_OK && s < N_SLOTS; s++) {
+    int64_t slot_in[QUANT_SLOTS] = {m->C, qd, m->C, m->I};
+    for (int s = 0; st == CT_OK && s < QUANT_SLOTS; s++) {
         j->H_in[s] = slot_in[s];
         j->H[s] = malloc(sizeof(double) * (size_t)(slot_in[s] * slot_in[s]));
         if (!j->H[s])
@@ -320,7 +304,7 @@ static ct_status quantize_layers(gq_job *j, const int32_t *ids, int n_seq, int T
     ct_progress prog;
     ct_progress_begin(&prog, "gptq layers", m->L);
     for (int l = 0; st == CT_OK && l < m->L; l++) {
-        for (int s = 0; s < N_SLOTS; s++)
+        for (int s = 0; s < QUANT_SLOTS; s++)
             memset(j->H[s], 0, sizeof(double) * (size_t)(j->H_in[s] * j->H_in[s]));
         j->capture = true;
         st = run_layer(j, &kv, l, x, n_seq, T, scratch, err);
@@ -409,7 +393,7 @@ static void job_free(gq_job *j) {
     }
     free(j->dev);
     quant_results_free(&j->res);
-    for (int s = 0; s < N_SLOTS; s++)
+    for (int s = 0; s < QUANT_SLOTS; s++)
         free(j->H[s]);
     free(j->inp), free(j->xtx);
     if (j->model_loaded)

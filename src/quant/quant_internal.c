@@ -12,6 +12,20 @@ void quant_module_name(char *buf, size_t n, int l, ct_linear_id id) {
     snprintf(buf, n, "model.layers.%d.%s.%s", l, attn ? "self_attn" : "mlp", ct_linear_name(id));
 }
 
+int quant_input_slot(ct_linear_id id) {
+    switch (id) {
+    case CT_LIN_Q: return 0;
+    case CT_LIN_O: return 1;
+    case CT_LIN_GATE: return 2;
+    case CT_LIN_DOWN: return 3;
+    default: return -1;
+    }
+}
+
+int quant_weight_slot(ct_linear_id id) {
+    return id == CT_LIN_K || id == CT_LIN_V ? 0 : id == CT_LIN_UP ? 2 : quant_input_slot(id);
+}
+
 float quant_round_sb(float x, ct_dtype sb) {
     if (sb == CT_F16)
         return ct_f16_to_f32(ct_f32_to_f16(x));

@@ -14,6 +14,14 @@
 
 // Layer l's linear id as a module path: "model.layers.<l>.self_attn.q_proj", "...mlp.down_proj".
 void quant_module_name(char *buf, size_t n, int l, ct_linear_id id);
+// The distinct linear inputs of a decoder block, QUANT_SLOTS of them: 0 the
+// attention input (q/k/v), 1 o_proj's, 2 the MLP input (gate/up), 3 down_proj's.
+enum { QUANT_SLOTS = 4 };
+// The slot whose input the hook reports for linear id (q, o, gate, down), or
+// -1 for the linears that share another's input (k, v, up).
+int quant_input_slot(ct_linear_id id);
+// The slot whose input feeds linear id's weight (any linear).
+int quant_weight_slot(ct_linear_id id);
 // x rounded to sb's precision (what storing it as sb keeps).
 float quant_round_sb(float x, ct_dtype sb);
 // f32 x (n) -> dst (n) of type sb (F32, F16 or BF16).
