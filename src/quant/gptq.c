@@ -121,7 +121,7 @@ static ct_status act_order_perm(const double *H, int64_t in, int64_t *perm, ct_e
 // W (rows, in) columns and H (in, in, upper triangle read) rows and columns
 // -> position k holds original column perm[k]; H's upper triangle is written.
 static ct_status permute(double *W, double *H, int64_t rows, int64_t in, const int64_t *perm, ct_error *err) {
-    double *t = malloc(sizeof *t * (size_t)(in * in));
+    double *t = calloc((size_t)(in * in), sizeof *t); // the lower triangle stays 0 (never read)
     if (!t)
         return ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory (act-order, %lld columns)", (long long)in);
     for (int64_t a = 0; a < in; a++)
