@@ -7,10 +7,12 @@
 // through the inverse Hessian of the layer's squared output error,
 // H = sum over calibration tokens of x^T x (in, in). The columns are cut into
 // blocks of group_size; each block's MLX scale and bias per row come from the
-// error-compensated weights of that block (min-max, MLX's rounding rule).
+// error-compensated weights of that block (min-max, MLX's rounding rule), or,
+// with act-order, from the original weights of each group.
 #ifndef CTUNE_GPTQ_H
 #define CTUNE_GPTQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ctune/convert.h"
@@ -38,14 +40,21 @@ ct_status ct_calib_load(ct_tokenizer *tok, const ct_calib_opts *o, int32_t **ids
 // ---- one layer (src/quant/gptq.c)
 
 // w (rows, in) f32: in, the weight; out, the quantized weight s*q + b.
-// H (in, in) f64 (row-major, symmetric): sum of x^T x over calibration rows;
-// destroyed. Damping 0.01 * mean(diag H) is added; columns with H[i,i] == 0
-// (never active) are zeroed. Scales and biases are rounded to sb (F32, F16 or
-// BF16) before codes are chosen, so w's output is exactly what the stored
-// model computes. -> codes (rows, in) in [0, 2^bits - 1]; scales, biases
-// (rows, in/group_size) f32 holding sb's values.
+// H (in, in) f64 (row-major; its upper triangle is read): sum of x^T x over
+// calibration rows; destroyed. Damping 0.01 * mean(diag H) is added; columns
+// with H[i,i] == 0 (never active) are zeroed. Scales and biases are rounded to
+// sb (F32, F16 or BF16) before codes are chosen, so w's output is exactly what
+// the stored model computes. act_order ("static groups"): every group's scale
+// and bias come from the original weights up front, then the columns are
+// quantized in order of decreasing H[i,i] (ties in column order) with their
+// own group's parameters; the results are in the original column order, so
+// the MLX format needs no permutation. Without it, the columns go in order
+// and each group's parameters come from its error-compensated weights.
+// -> codes (rows, in) in [0, 2^bits - 1]; scales, biases (rows,
+// in/group_size) f32 holding sb's values.
 ct_status ct_gptq_quantize_layer(float *w, double *H, int64_t rows, int64_t in, int bits, int group_size,
-                                 ct_dtype sb, uint8_t *codes, float *scales, float *biases, ct_error *err);
+                                 ct_dtype sb, bool act_order, uint8_t *codes, float *scales, float *biases,
+                                 ct_error *err);
 
 // codes (rows, in) -> wq (rows, in*bits/32): MLX's LSB-first packing.
 void ct_gptq_pack_codes(const uint8_t *codes, int64_t rows, int64_t in, int bits, uint32_t *wq);
@@ -60,6 +69,7 @@ typedef struct ct_gptq_opts {
     ct_calib_opts calib;
     const char *dtype;       // as ct_convert_opts.dtype (NULL: config.json's torch_dtype)
     int batch_size;          // calibration sequences per forward (0: 8)
+    bool act_order;          // columns by decreasing H[i,i], static groups (see ct_gptq_quantize_layer)
 } ct_gptq_opts;
 
 typedef struct ct_gptq_stats {

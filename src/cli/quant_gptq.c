@@ -21,7 +21,9 @@ static void usage(FILE *f) {
                "  --sequence-length L       tokens per sequence (default 512)\n"
                "  --seed S                  sequence shuffle (default 123)\n"
                "  --batch-size N            sequences per forward (default 8)\n"
-               "  --dtype T                 float16, bfloat16 or float32 for scales and unquantized parameters\n");
+               "  --dtype T                 float16, bfloat16 or float32 for scales and unquantized parameters\n"
+               "  --act-order               quantize columns by decreasing activation energy, static groups\n"
+               "                            (not in mlx-lm; default off)\n");
 }
 
 // Integer flags: name -> where the value goes and its minimum.
@@ -47,6 +49,10 @@ static int parse_args(int argc, char **argv, ct_gptq_opts *o) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return -1;
+        }
+        if (!strcmp(a, "--act-order")) {
+            o->act_order = true;
+            continue;
         }
         if (i + 1 >= argc)
             return cli_usage_error("quant", "unknown option or missing value: '%s'", a);
@@ -87,9 +93,10 @@ int cmd_quant_gptq(int argc, char **argv) {
     ct_gptq_stats s;
     if (ct_gptq(&o, &s, &err) != CT_OK)
         return cli_report(&err);
-    printf("Saved %s: %d linears quantized with GPTQ (%d-bit, group %d) from %d calibration sequences, "
+    printf("Saved %s: %d linears quantized with GPTQ (%d-bit, group %d%s) from %d calibration sequences, "
            "%d modules quantized in all, %.3f bits per weight\n",
-           o.mlx_path, s.n_gptq, o.bits, o.group_size, s.n_sequences, s.convert.n_quantized,
+           o.mlx_path, s.n_gptq, o.bits, o.group_size, o.act_order ? ", act-order" : "", s.n_sequences,
+           s.convert.n_quantized,
            s.convert.bits_per_weight);
     return 0;
 }

@@ -47,92 +47,157 @@ static ct_status inverse_cholesky_upper(double *H, int n, ct_error *err) {
     return CT_OK;
 }
 
-// MLX's scale and bias of each row of the block W[:, c0 : c0+g] (current,
-// error-compensated values), rounded to sb. blk (rows, g) and wq (rows,
-// g*bits/32) are scratch; -> s, b (rows).
-static ct_status block_params(const double *W, int64_t rows, int64_t in, int64_t c0, int g, int bits, ct_dtype sb,
-                              float *blk, uint32_t *wq, float *s, float *b, ct_error *err) {
+// MLX's scale and bias of each row of the group W[:, c0 : c0+g] (its current
+// values), rounded to sb, into column c0/g of S, B (rows, in/g). blk
+// (rows*g + 2*rows) and wq (rows, g*bits/32) are scratch.
+static ct_status group_params(const double *W, int64_t rows, int64_t in, int64_t c0, int g, int bits, ct_dtype sb,
+                              float *blk, uint32_t *wq, float *S, float *B, ct_error *err) {
+    int64_t ng = in / g;
+    float *s = blk + rows * g, *b = s + rows;
     for (int64_t r = 0; r < rows; r++)
         for (int c = 0; c < g; c++)
             blk[r * g + c] = (float)W[r * in + c0 + c];
     CT_TRY(ct_affine_quantize(blk, rows, g, bits, g, wq, s, b, CT_F32, err));
     for (int64_t r = 0; r < rows; r++) {
-        s[r] = quant_round_sb(s[r], sb);
-        b[r] = quant_round_sb(b[r], sb);
+        S[r * ng + c0 / g] = quant_round_sb(s[r], sb);
+        B[r * ng + c0 / g] = quant_round_sb(b[r], sb);
     }
     return CT_OK;
 }
 
-// Quantizes columns [c0, c0+g) of W (rows, in) in order, compensating each
-// column's error on the block's later columns: e = (w_k - q_k) / U[k,k],
-// W[:, k+1:c0+g] -= e U[k, k+1:c0+g]. Err (rows, g) receives e.
-static void quantize_block(double *W, const double *U, int64_t rows, int64_t in, int64_t c0, int g, int bits,
-                           const float *s, const float *b, uint8_t *codes, double *Err) {
+// Quantizes the processing positions [c0, c0+g) of W (rows, in) in order,
+// compensating each column's error on the block's later positions:
+// e = (w_k - q_k) / U[k,k], W[:, k+1:c0+g] -= e U[k, k+1:c0+g]. Position k is
+// original column perm[k]: its group's S, B (rows, in/g) and its code slot.
+// Err (rows, g) receives e.
+static void quantize_block(double *W, const double *U, const int64_t *perm, int64_t rows, int64_t in, int64_t c0,
+                           int g, int bits, const float *S, const float *B, uint8_t *codes, double *Err) {
     float maxq = (float)((1 << bits) - 1);
+    int64_t ng = in / g;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         double *w = W + r * in;
         for (int64_t k = c0; k < c0 + g; k++) {
-            float q = rintf(((float)w[k] - b[r]) / s[r]);
+            float s = S[r * ng + perm[k] / g], b = B[r * ng + perm[k] / g];
+            float q = rintf(((float)w[k] - b) / s);
             q = q < 0.0f ? 0.0f : q > maxq ? maxq : q;
-            float deq = s[r] * q + b[r];
+            float deq = s * q + b;
             double e = (w[k] - (double)deq) / U[k * in + k];
             for (int64_t c = k + 1; c < c0 + g; c++)
                 w[c] -= e * U[k * in + c];
             Err[r * g + (k - c0)] = e;
             w[k] = deq;
-            codes[r * in + k] = (uint8_t)q;
+            codes[r * in + perm[k]] = (uint8_t)q;
         }
     }
 }
 
+typedef struct diag_entry {
+    double d;
+    int64_t i;
+} diag_entry;
+
+static int by_decreasing_diag(const void *pa, const void *pb) {
+    const diag_entry *a = pa, *b = pb;
+    if (a->d != b->d)
+        return a->d < b->d ? 1 : -1;
+    return a->i < b->i ? -1 : a->i > b->i; // ties keep their order
+}
+
+// perm (in) <- the columns by decreasing H[i,i], ties in column order.
+static ct_status act_order_perm(const double *H, int64_t in, int64_t *perm, ct_error *err) {
+    diag_entry *e = malloc(sizeof *e * (size_t)in);
+    if (!e)
+        return ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory (act-order, %lld columns)", (long long)in);
+    for (int64_t i = 0; i < in; i++)
+        e[i] = (diag_entry){H[i * in + i], i};
+    qsort(e, (size_t)in, sizeof *e, by_decreasing_diag);
+    for (int64_t i = 0; i < in; i++)
+        perm[i] = e[i].i;
+    free(e);
+    return CT_OK;
+}
+
+// W (rows, in) columns and H (in, in, upper triangle read) rows and columns
+// -> position k holds original column perm[k]; H's upper triangle is written.
+static ct_status permute(double *W, double *H, int64_t rows, int64_t in, const int64_t *perm, ct_error *err) {
+    double *t = calloc((size_t)(in * in), sizeof *t); // the lower triangle stays 0 (never read)
+    if (!t)
+        return ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory (act-order, %lld columns)", (long long)in);
+    for (int64_t a = 0; a < in; a++)
+        for (int64_t b = a; b < in; b++) {
+            int64_t i = perm[a] < perm[b] ? perm[a] : perm[b], j = perm[a] ^ perm[b] ^ i;
+            t[a * in + b] = H[i * in + j];
+        }
+    memcpy(H, t, sizeof *t * (size_t)(in * in));
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < in; k++)
+            t[k] = W[r * in + perm[k]];
+        memcpy(W + r * in, t, sizeof *t * (size_t)in);
+    }
+    free(t);
+    return CT_OK;
+}
+
+// Dead columns zeroed, (act-order: every group's parameters from these
+// weights, then W and H permuted), damping, U in H.
+static ct_status prepare(double *W, double *H, int64_t rows, int64_t in, int g, int bits, ct_dtype sb, bool act_order,
+                         int64_t *perm, float *blk, uint32_t *wq, float *S, float *B, ct_error *err) {
+    double mean_diag = 0;
+    for (int64_t i = 0; i < in; i++)
+        mean_diag += H[i * in + i];
+    mean_diag /= (double)in;
+    for (int64_t i = 0; i < in; i++) {
+        perm[i] = i;
+        if (H[i * in + i] == 0) { // a never-active input: its column does not matter
+            H[i * in + i] = 1;
+            for (int64_t r = 0; r < rows; r++)
+                W[r * in + i] = 0;
+        }
+    }
+    if (act_order) {
+        for (int64_t c0 = 0; c0 < in; c0 += g)
+            CT_TRY(group_params(W, rows, in, c0, g, bits, sb, blk, wq, S, B, err));
+        CT_TRY(act_order_perm(H, in, perm, err));
+        CT_TRY(permute(W, H, rows, in, perm, err));
+    }
+    for (int64_t i = 0; i < in; i++)
+        H[i * in + i] += 0.01 * mean_diag;
+    return inverse_cholesky_upper(H, (int)in, err);
+}
+
 ct_status ct_gptq_quantize_layer(float *w, double *H, int64_t rows, int64_t in, int bits, int group_size,
-                                 ct_dtype sb, uint8_t *codes, float *scales, float *biases, ct_error *err) {
+                                 ct_dtype sb, bool act_order, uint8_t *codes, float *scales, float *biases,
+                                 ct_error *err) {
     CT_TRY(ct_affine_check(bits, group_size, in, "gptq", err));
     int g = group_size;
-    int64_t ng = in / g;
     double *W = malloc(sizeof *W * (size_t)(rows * in));
     double *Err = malloc(sizeof *Err * (size_t)(rows * g));
-    float *blk = malloc(sizeof *blk * (size_t)(rows * g)), *s = malloc(sizeof *s * (size_t)rows);
-    float *b = malloc(sizeof *b * (size_t)rows);
+    float *blk = malloc(sizeof *blk * (size_t)(rows * (g + 2)));
     uint32_t *wq = malloc(sizeof *wq * (size_t)(rows * g * bits / 32));
+    int64_t *perm = malloc(sizeof *perm * (size_t)in);
     ct_status st = CT_OK;
-    if (!W || !Err || !blk || !s || !b || !wq)
+    if (!W || !Err || !blk || !wq || !perm)
         st = ct_fail(err, CT_ERR_NOMEM, "gptq: out of memory (%lld x %lld)", (long long)rows, (long long)in);
-    if (st == CT_OK) {
-        double mean_diag = 0;
-        for (int64_t i = 0; i < in; i++)
-            mean_diag += H[i * in + i];
-        mean_diag /= (double)in;
-        for (int64_t r = 0; r < rows * in; r++)
-            W[r] = w[r];
-        for (int64_t i = 0; i < in; i++) {
-            if (H[i * in + i] == 0) { // a never-active input: its column does not matter
-                H[i * in + i] = 1;
-                for (int64_t r = 0; r < rows; r++)
-                    W[r * in + i] = 0;
-            }
-            H[i * in + i] += 0.01 * mean_diag;
-        }
-        st = inverse_cholesky_upper(H, (int)in, err);
-    }
+    for (int64_t r = 0; st == CT_OK && r < rows * in; r++)
+        W[r] = w[r];
+    if (st == CT_OK)
+        st = prepare(W, H, rows, in, g, bits, sb, act_order, perm, blk, wq, scales, biases, err);
     for (int64_t c0 = 0; st == CT_OK && c0 < in; c0 += g) {
-        st = block_params(W, rows, in, c0, g, bits, sb, blk, wq, s, b, err);
+        if (!act_order) // the block's parameters from its error-compensated weights
+            st = group_params(W, rows, in, c0, g, bits, sb, blk, wq, scales, biases, err);
         if (st != CT_OK)
             break;
-        quantize_block(W, H, rows, in, c0, g, bits, s, b, codes, Err);
-        for (int64_t r = 0; r < rows; r++) {
-            scales[r * ng + c0 / g] = s[r];
-            biases[r * ng + c0 / g] = b[r];
-        }
+        quantize_block(W, H, perm, rows, in, c0, g, bits, scales, biases, codes, Err);
         if (c0 + g < in) // lazy update of the later columns: W[:, c0+g:] -= Err U[c0:c0+g, c0+g:]
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(in - c0 - g), g, -1.0, Err, g,
                         H + c0 * in + c0 + g, (int)in, 1.0, W + c0 + g, (int)in);
     }
-    if (st == CT_OK)
-        for (int64_t r = 0; r < rows * in; r++)
-            w[r] = (float)W[r];
-    free(W), free(Err), free(blk), free(s), free(b), free(wq);
+    if (st == CT_OK) // back to the original column order
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t k = 0; k < in; k++)
+                w[r * in + perm[k]] = (float)W[r * in + k];
+    free(W), free(Err), free(blk), free(wq), free(perm);
     return st;
 }
 
@@ -243,7 +308,8 @@ static ct_status quantize_linear(gq_job *j, int l, ct_linear_id id, double *Hcop
         for (size_t i = 0; i < n; i++) // as ct_convert casts before quantizing
             wf[i] = quant_round_sb(wf[i], j->sb);
         memcpy(Hcopy, j->H[s], sizeof(double) * (size_t)(in * in));
-        st = ct_gptq_quantize_layer(wf, Hcopy, rows, in, j->o->bits, j->o->group_size, j->sb, codes, sc, bi, err);
+        st = ct_gptq_quantize_layer(wf, Hcopy, rows, in, j->o->bits, j->o->group_size, j->sb, j->o->act_order, codes,
+                                        sc, bi, err);
     }
     if (st == CT_OK)
         st = install_result(j, w, module, codes, sc, bi, err);
@@ -410,8 +476,8 @@ ct_status ct_gptq(const ct_gptq_opts *o, ct_gptq_stats *stats, ct_error *err) {
     double t0 = ct_now();
     ct_status st = load(&j, &ids, &n_seq, err);
     if (st == CT_OK) {
-        ct_log_info("[INFO] GPTQ %d-bit group %d on %d calibration sequences of %d tokens", o->bits, o->group_size,
-                    n_seq, o->calib.sequence_length);
+        ct_log_info("[INFO] GPTQ %d-bit group %d%s on %d calibration sequences of %d tokens", o->bits,
+                    o->group_size, o->act_order ? " (act-order)" : "", n_seq, o->calib.sequence_length);
         j.m.linear_hook = capture_hook;
         j.m.linear_hook_ctx = &j;
         st = quantize_layers(&j, ids, n_seq, o->calib.sequence_length, err);

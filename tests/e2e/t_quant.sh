@@ -16,6 +16,14 @@ expect_out "quant gptq: dataset folder, 3 bits, float16" "from 2 calibration seq
     "$CTUNE" quant gptq --model $M --mlx-path "$QD/g3" --bits 3 --group-size 32 --data tests/fixtures/data/local \
     --sequence-length 16 --num-samples 2 --dtype float16
 expect_out "quant gptq: scales in float16" "F16" "$CTUNE" info "$QD/g3"
+expect_out "quant gptq: --act-order" "14 linears quantized with GPTQ (4-bit, group 32, act-order)" \
+    "$CTUNE" quant gptq --model $M --mlx-path "$QD/ao" --group-size 32 --data README.md --sequence-length 64 \
+    --num-samples 8 --act-order
+expect_out "quant gptq: the act-order model generates" "ids:" \
+    "$CTUNE" generate --model "$QD/ao" --prompt-ids 1,2,3 --max-tokens 2 --print-ids
+expect_ok "quant gptq: act-order changes the weights" \
+    bash -c 'test -s "$1" && test -s "$2" && ! cmp -s "$1" "$2"' _ "$QD/ao/model.safetensors" \
+    "$QD/g4/model.safetensors"
 
 expect_fail "quant: no method" "a method is needed" "$CTUNE" quant
 expect_fail "quant: unknown method" "unknown method 'bogus'" "$CTUNE" quant bogus --model $M

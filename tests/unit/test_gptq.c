@@ -42,6 +42,8 @@ static void check_case(const char *file) {
     int bits = atoi(ct_safetensors_meta(&st, "bits")), g = atoi(ct_safetensors_meta(&st, "group_size"));
     const char *sbn = ct_safetensors_meta(&st, "scale_dtype");
     ct_dtype sb = !strcmp(sbn, "float16") ? CT_F16 : !strcmp(sbn, "bfloat16") ? CT_BF16 : CT_F32;
+    const char *ao = ct_safetensors_meta(&st, "act_order"); // absent in the plain cases
+    bool act_order = ao && !strcmp(ao, "1");
     int64_t nx, nw, nc, ns, nb, nh;
     float *x = fixture_f32(&st, "x", &nx), *w = fixture_f32(&st, "w", &nw), *codes = fixture_f32(&st, "codes", &nc);
     float *scales = fixture_f32(&st, "scales", &ns), *biases = fixture_f32(&st, "biases", &nb);
@@ -50,7 +52,7 @@ static void check_case(const char *file) {
     double *H = gram(x, N, in);
     uint8_t *q = malloc((size_t)nw);
     float *s = malloc(sizeof *s * (size_t)ns), *b = malloc(sizeof *b * (size_t)ns);
-    ct_status rc = ct_gptq_quantize_layer(w, H, rows, in, bits, g, sb, q, s, b, &err);
+    ct_status rc = ct_gptq_quantize_layer(w, H, rows, in, bits, g, sb, act_order, q, s, b, &err);
     int code_diff = 0;
     double s_err = 0, w_err = 0;
     for (int64_t i = 0; i < nw; i++) {
@@ -72,6 +74,8 @@ static void check_case(const char *file) {
 TEST(gptq_layer_matches_textbook_reference_4bit_g32_f32) { check_case("b4_g32_f32.safetensors"); }
 TEST(gptq_layer_matches_textbook_reference_3bit_g64_f16) { check_case("b3_g64_f16.safetensors"); }
 TEST(gptq_layer_matches_textbook_reference_2bit_g32_bf16) { check_case("b2_g32_bf16.safetensors"); }
+TEST(gptq_act_order_matches_static_groups_reference_4bit_g32_f32) { check_case("ao_b4_g32_f32.safetensors"); }
+TEST(gptq_act_order_matches_static_groups_reference_3bit_g32_f16) { check_case("ao_b3_g32_f16.safetensors"); }
 
 static uint64_t rng_next(uint64_t *s) {
     *s ^= *s << 13;
@@ -99,33 +103,58 @@ static double output_error(const float *x, const float *w, const float *wq, int6
     return e;
 }
 
-TEST(gptq_output_error_below_rtn_on_correlated_inputs) {
-    enum { N = 512, IN = 128, ROWS = 32, G = 64, BITS = 3 };
+enum { EN = 512, EIN = 128, EROWS = 32, EG = 64, EBITS = 3 };
+
+// x (EN, EIN): correlated channels (each a mix of its neighbours), scales vary;
+// channels i % 37 == 3 (a few) scaled by `dominant`. w (EROWS, EIN).
+static void correlated_case(float *x, float *w, float dominant) {
     uint64_t seed = 0x1234567;
-    float *x = malloc(sizeof *x * N * IN), *z = malloc(sizeof *z * N * IN), *w = malloc(sizeof *w * ROWS * IN);
-    float *wg = malloc(sizeof *wg * ROWS * IN), *wr = malloc(sizeof *wr * ROWS * IN);
-    for (int i = 0; i < N * IN; i++)
+    float *z = malloc(sizeof *z * EN * EIN);
+    for (int i = 0; i < EN * EIN; i++)
         z[i] = rng_normal(&seed);
-    for (int n = 0; n < N; n++) // correlated channels: each is a mix of its neighbours, scales vary
-        for (int i = 0; i < IN; i++)
-            x[n * IN + i] = (z[n * IN + i] + 0.8f * z[n * IN + (i + 1) % IN] + 0.5f * z[n * IN + (i + 7) % IN]) *
-                            (1.0f + (float)(i % 5));
-    for (int i = 0; i < ROWS * IN; i++)
+    for (int n = 0; n < EN; n++)
+        for (int i = 0; i < EIN; i++)
+            x[n * EIN + i] = (z[n * EIN + i] + 0.8f * z[n * EIN + (i + 1) % EIN] + 0.5f * z[n * EIN + (i + 7) % EIN]) *
+                             (1.0f + (float)(i % 5)) * (i % 37 == 3 ? dominant : 1.0f);
+    for (int i = 0; i < EROWS * EIN; i++)
         w[i] = 0.05f * rng_normal(&seed);
-    memcpy(wg, w, sizeof *w * ROWS * IN);
-    double *H = gram(x, N, IN);
-    uint8_t *q = malloc(ROWS * IN);
-    float s[ROWS * IN / G], b[ROWS * IN / G];
-    uint32_t wq[ROWS * IN * BITS / 32];
+    free(z);
+}
+
+// Output errors of GPTQ (act_order or not) and of RTN on correlated_case(dominant).
+static void gptq_vs_rtn(float dominant, bool act_order, double *e_gptq, double *e_rtn) {
+    float *x = malloc(sizeof *x * EN * EIN), *w = malloc(sizeof *w * EROWS * EIN);
+    float *wg = malloc(sizeof *wg * EROWS * EIN), *wr = malloc(sizeof *wr * EROWS * EIN);
+    correlated_case(x, w, dominant);
+    memcpy(wg, w, sizeof *w * EROWS * EIN);
+    double *H = gram(x, EN, EIN);
+    uint8_t *q = malloc(EROWS * EIN);
+    float s[EROWS * EIN / EG], b[EROWS * EIN / EG];
+    uint32_t wq[EROWS * EIN * EBITS / 32];
     ct_error err = {0};
-    ct_status rc = ct_gptq_quantize_layer(wg, H, ROWS, IN, BITS, G, CT_F32, q, s, b, &err);
-    ct_status rc2 = ct_affine_quantize(w, ROWS, IN, BITS, G, wq, s, b, CT_F32, &err);
-    ct_affine_dequantize(wq, s, b, CT_F32, ROWS, IN, BITS, G, wr);
-    double e_gptq = output_error(x, w, wg, N, ROWS, IN), e_rtn = output_error(x, w, wr, N, ROWS, IN);
-    free(x), free(z), free(w), free(wg), free(wr), free(H), free(q);
+    ct_status rc = ct_gptq_quantize_layer(wg, H, EROWS, EIN, EBITS, EG, CT_F32, act_order, q, s, b, &err);
+    ct_status rc2 = ct_affine_quantize(w, EROWS, EIN, EBITS, EG, wq, s, b, CT_F32, &err);
+    ct_affine_dequantize(wq, s, b, CT_F32, EROWS, EIN, EBITS, EG, wr);
+    *e_gptq = output_error(x, w, wg, EN, EROWS, EIN);
+    *e_rtn = output_error(x, w, wr, EN, EROWS, EIN);
+    free(x), free(w), free(wg), free(wr), free(H), free(q);
     CHECK_OK(rc, &err);
     CHECK_OK(rc2, &err);
+}
+
+TEST(gptq_output_error_below_rtn_on_correlated_inputs) {
+    double e_gptq, e_rtn;
+    gptq_vs_rtn(1.0f, false, &e_gptq, &e_rtn);
     CHECK_MSG(e_gptq < 0.7 * e_rtn, "GPTQ output error %g should be well below RTN's %g", e_gptq, e_rtn);
+}
+
+TEST(gptq_act_order_output_error_below_rtn_with_dominant_channels) {
+    double e_ao, e_rtn, e_plain, e_rtn2;
+    gptq_vs_rtn(6.0f, true, &e_ao, &e_rtn);
+    gptq_vs_rtn(6.0f, false, &e_plain, &e_rtn2);
+    CHECK_MSG(e_ao < 0.7 * e_rtn, "act-order GPTQ output error %g should be well below RTN's %g (plain GPTQ %g)", e_ao,
+              e_rtn, e_plain);
+    CHECK_MSG(e_ao != e_plain, "act-order changed nothing (%g)", e_ao);
 }
 
 TEST(gptq_pack_codes_matches_mlx_quantize_packing) {
@@ -154,7 +183,7 @@ TEST(gptq_rejects_unsupported_bits) {
     uint8_t q[64];
     float s[2], b[2];
     ct_error err = {0};
-    CHECK_FAILS(ct_gptq_quantize_layer(w, H, 1, 64, 7, 32, CT_F32, q, s, b, &err), &err, "7 bits");
+    CHECK_FAILS(ct_gptq_quantize_layer(w, H, 1, 64, 7, 32, CT_F32, false, q, s, b, &err), &err, "7 bits");
 }
 
 // ---- calibration data
