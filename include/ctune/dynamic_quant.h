@@ -74,6 +74,10 @@ typedef struct ct_dq_split {
     int n_high;
 } ct_dq_split;
 
+// Fails unless target_bpw lies between the all-low and all-high bits per
+// weight of lay (checked before any sensitivity is estimated).
+ct_status ct_dq_check_target(const ct_dq_layout *lay, double target_bpw, ct_dq_setting lo, ct_dq_setting hi,
+                             ct_error *err);
 // Bisection on tau between min and max of sens (n = lay->n), as mlx-lm's
 // estimate_threshold (tolerance 1e-3 (max - min)), answering the upper end of
 // the final bracket (bpw <= target; mlx-lm answers its midpoint). A target below the all-low bits per weight or above

@@ -193,29 +193,46 @@ static double bpw_at(const ct_dq_layout *lay, const double *sens, double tau, ct
     return ct_dq_bpw(lay, high, lo, hi);
 }
 
-ct_status ct_dq_threshold(const ct_dq_layout *lay, const double *sens, double target_bpw, ct_dq_setting lo,
-                          ct_dq_setting hi, ct_dq_split *out, ct_error *err) {
-    bool *high = malloc(sizeof *high * (size_t)lay->n);
-    if (!high)
-        return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
+// Fails unless target_bpw lies between the all-low and the all-high bits per
+// weight (the message gives that range). high (n) is scratch.
+static ct_status check_reachable(const ct_dq_layout *lay, double target_bpw, ct_dq_setting lo, ct_dq_setting hi,
+                                 bool *high, ct_error *err) {
     for (int i = 0; i < lay->n; i++)
         high[i] = false;
     double all_low = ct_dq_bpw(lay, high, lo, hi);
     for (int i = 0; i < lay->n; i++)
         high[i] = true;
     double all_high = ct_dq_bpw(lay, high, lo, hi);
+    double lo_bpw = all_low < all_high ? all_low : all_high, hi_bpw = all_low < all_high ? all_high : all_low;
+    if (target_bpw < lo_bpw || target_bpw > hi_bpw)
+        return ct_fail(err, CT_ERR_INVALID,
+                       "--target-bpw %g cannot be reached with %d-bit group %d (low) and %d-bit group %d (high): "
+                       "this model gives %.4f bits per weight all low and %.4f all high",
+                       target_bpw, lo.bits, lo.group_size, hi.bits, hi.group_size, all_low, all_high);
+    return CT_OK;
+}
+
+ct_status ct_dq_check_target(const ct_dq_layout *lay, double target_bpw, ct_dq_setting lo, ct_dq_setting hi,
+                             ct_error *err) {
+    bool *high = malloc(sizeof *high * (size_t)(lay->n > 0 ? lay->n : 1));
+    if (!high)
+        return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
+    ct_status st = check_reachable(lay, target_bpw, lo, hi, high, err);
+    free(high);
+    return st;
+}
+
+ct_status ct_dq_threshold(const ct_dq_layout *lay, const double *sens, double target_bpw, ct_dq_setting lo,
+                          ct_dq_setting hi, ct_dq_split *out, ct_error *err) {
+    bool *high = malloc(sizeof *high * (size_t)(lay->n > 0 ? lay->n : 1));
+    if (!high)
+        return ct_fail(err, CT_ERR_NOMEM, "dynamic quant: out of memory");
     double min_t = INFINITY, max_t = -INFINITY;
     for (int i = 0; i < lay->n; i++) {
         min_t = sens[i] < min_t ? sens[i] : min_t;
         max_t = sens[i] > max_t ? sens[i] : max_t;
     }
-    ct_status st = CT_OK;
-    double lo_bpw = all_low < all_high ? all_low : all_high, hi_bpw = all_low < all_high ? all_high : all_low;
-    if (target_bpw < lo_bpw || target_bpw > hi_bpw)
-        st = ct_fail(err, CT_ERR_INVALID,
-                     "--target-bpw %g cannot be reached with %d-bit group %d (low) and %d-bit group %d (high): "
-                     "this model gives %.4f bits per weight all low and %.4f all high",
-                     target_bpw, lo.bits, lo.group_size, hi.bits, hi.group_size, all_low, all_high);
+    ct_status st = check_reachable(lay, target_bpw, lo, hi, high, err);
     if (st == CT_OK) {
         double tol = 1e-3 * (max_t - min_t);
         int n_high;
@@ -701,6 +718,8 @@ static ct_status run(dq_job *j, ct_dq_stats *s, ct_error *err) {
         CT_TRY(load_calibration(j, err));
         s->n_sequences = j->n_seq;
     }
+    if (!o->sensitivities) // before the costly estimation (a given file is read first: its errors come first)
+        CT_TRY(ct_dq_check_target(&j->lay, o->target_bpw, o->low, o->high, err));
     CT_TRY(get_sensitivities(j, s, err));
     CT_TRY(ct_dq_threshold(&j->lay, j->sens, o->target_bpw, o->low, o->high, &s->split, err));
     j->threshold = s->split.threshold;

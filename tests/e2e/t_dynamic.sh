@@ -26,6 +26,10 @@ expect_fail "quant dynamic: target below all-low" "4.1399 bits per weight all lo
     "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/x" --sensitivities "$DQ/hand.json" $DQ_FLAGS --target-bpw 3
 expect_fail "quant dynamic: target above all-high" "cannot be reached" \
     "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/x" --sensitivities "$DQ/hand.json" $DQ_FLAGS --target-bpw 11
+expect_fail "quant dynamic: an unreachable target fails before estimating" "cannot be reached" \
+    "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/x" --data README.md --sequence-length 64 \
+    --sensitivities-out "$DQ/never.json" $DQ_FLAGS --target-bpw 2
+expect_ok "quant dynamic: no sensitivities file for an unreachable target" test ! -e "$DQ/never.json"
 sed 's/model.layers.1.mlp.up_proj/model.layers.7.mlp.up_proj/' "$DQ/hand.json" > "$DQ/unknown.json"
 expect_fail "quant dynamic: unknown module in the file" "unknown.json: entry 11: 'model.layers.7.mlp.up_proj' is not" \
     "$CTUNE" quant dynamic --model $M --mlx-path "$DQ/x" --sensitivities "$DQ/unknown.json" $DQ_FLAGS
