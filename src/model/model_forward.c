@@ -386,16 +386,25 @@ ct_status ct_model_embed_rows(ct_model *m, const int32_t *ids, int64_t N, float 
     return CT_OK;
 }
 
-ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err) {
+// The setup every single-layer entry point shares: checks layer l and a
+// (B, T) batch against kv, makes room for B*T rows, fills *s (positions
+// [0, T), RoPE) and resets kv. `what` names the entry point in the message.
+static ct_status single_layer_setup(ct_model *m, ct_kv_cache *kv, int l, int B, int T, const char *what,
+                                    step_info *s, ct_error *err) {
     if (l < 0 || l >= m->L || B <= 0 || T <= 0 || B != kv->B || T > kv->max_T)
-        return ct_fail(err, CT_ERR_INVALID, "layer forward: layer %d of %d, batch %d (cache %d), length %d (cache %d)",
+        return ct_fail(err, CT_ERR_INVALID, "%s: layer %d of %d, batch %d (cache %d), length %d (cache %d)", what,
                        l, m->L, B, kv->B, T, kv->max_T);
-    int64_t N = (int64_t)B * T;
-    CT_TRY(ensure_activations(m, N, 0, err));
-    step_info s = {.B = B, .T = T, .pos = 0};
-    CT_TRY(rope_setup(m, T, &s.rope_scaling, err));
+    CT_TRY(ensure_activations(m, (int64_t)B * T, 0, err));
+    *s = (step_info){.B = B, .T = T, .pos = 0};
+    CT_TRY(rope_setup(m, T, &s->rope_scaling, err));
     ct_kv_cache_reset(kv);
-    size_t bytes = sizeof(float) * (size_t)(N * m->C);
+    return CT_OK;
+}
+
+ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, int B, int T, ct_error *err) {
+    step_info s;
+    CT_TRY(single_layer_setup(m, kv, l, B, T, "layer forward", &s, err));
+    size_t bytes = sizeof(float) * (size_t)B * (size_t)T * (size_t)m->C;
     m->be->upload(m->be, m->acts->x, x, bytes);
     CT_TRY(layer_forward(m, l, kv, &s, err));
     m->be->download(m->be, x, m->acts->x, bytes);
@@ -404,15 +413,9 @@ ct_status ct_model_layer_forward(ct_model *m, ct_kv_cache *kv, int l, float *x, 
 
 ct_status ct_model_attention_forward(ct_model *m, ct_kv_cache *kv, int l, const float *h, int B, int T, float *out,
                                      ct_error *err) {
-    if (l < 0 || l >= m->L || B <= 0 || T <= 0 || B != kv->B || T > kv->max_T)
-        return ct_fail(err, CT_ERR_INVALID, "attention forward: layer %d of %d, batch %d (cache %d), length %d "
-                       "(cache %d)", l, m->L, B, kv->B, T, kv->max_T);
-    int64_t N = (int64_t)B * T;
-    CT_TRY(ensure_activations(m, N, 0, err));
-    step_info s = {.B = B, .T = T, .pos = 0};
-    CT_TRY(rope_setup(m, T, &s.rope_scaling, err));
-    ct_kv_cache_reset(kv);
-    size_t bytes = sizeof(float) * (size_t)(N * m->C);
+    step_info s;
+    CT_TRY(single_layer_setup(m, kv, l, B, T, "attention forward", &s, err));
+    size_t bytes = sizeof(float) * (size_t)B * (size_t)T * (size_t)m->C;
     m->be->upload(m->be, m->acts->h, h, bytes);
     CT_TRY(attention_block(m, l, kv, &s, err));
     m->be->download(m->be, out, m->acts->o, bytes);

@@ -597,18 +597,9 @@ static ct_status quantize_layers(aw_job *j, const int32_t *ids, ct_error *err) {
 // ---- the output (ct_convert hook)
 
 static ct_quant_spec hook_spec(void *ctx, const char *module, int64_t in, bool *override) {
-    const aw_job *j = ctx;
-    ct_quant_spec s = {.quantized = true, .mode = "affine", .bits = j->o->bits, .group_size = j->o->group_size};
-    *override = false;
-    if (!strncmp(module, "model.layers.", 13)) {
-        s.quantized = quant_results_find(&j->res, module) != NULL;
-        return s;
-    }
-    s.bits = j->o->embed_bits; // embeddings, lm_head: RTN at the embed bits
-    s.group_size = j->o->embed_group_size;
-    s.quantized = in % s.group_size == 0;
-    *override = s.quantized;
-    return s;
+    const aw_job *j = ctx; // embeddings, lm_head: RTN at the embed bits
+    return quant_results_spec(&j->res, module, in, j->o->bits, j->o->group_size, j->o->embed_bits,
+                              j->o->embed_group_size, override);
 }
 
 static ct_status hook_quantize(void *ctx, const char *module, const float *w, int64_t rows, int64_t in,

@@ -393,20 +393,9 @@ static ct_status quantize_layers(gq_job *j, const int32_t *ids, int n_seq, int T
 // ---- the output (ct_convert hook)
 
 static ct_quant_spec hook_spec(void *ctx, const char *module, int64_t in, bool *override) {
-    const gq_job *j = ctx;
-    ct_quant_spec s = {.quantized = true, .mode = "affine"};
-    *override = false;
-    if (!strncmp(module, "model.layers.", 13)) { // GPTQ'd, or left dense
-        s.quantized = quant_results_find(&j->res, module) != NULL;
-        s.bits = j->o->bits;
-        s.group_size = j->o->group_size;
-        return s;
-    }
-    s.bits = j->o->fallback_bits; // embeddings, lm_head: RTN at the fallback bits
-    s.group_size = j->o->fallback_group_size;
-    s.quantized = in % s.group_size == 0;
-    *override = s.quantized;
-    return s;
+    const gq_job *j = ctx; // embeddings, lm_head: RTN at the fallback bits
+    return quant_results_spec(&j->res, module, in, j->o->bits, j->o->group_size, j->o->fallback_bits,
+                              j->o->fallback_group_size, override);
 }
 
 static ct_status hook_quantize(void *ctx, const char *module, const float *w, int64_t rows, int64_t in,

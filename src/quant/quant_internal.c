@@ -120,3 +120,18 @@ ct_status quant_results_emit(const quant_results *R, const char *module, int64_t
     *done = true;
     return CT_OK;
 }
+
+ct_quant_spec quant_results_spec(const quant_results *R, const char *module, int64_t in, int bits, int group_size,
+                                 int other_bits, int other_group_size, bool *override) {
+    ct_quant_spec s = {.quantized = true, .mode = "affine", .bits = bits, .group_size = group_size};
+    *override = false;
+    if (!strncmp(module, "model.layers.", 13)) {
+        s.quantized = quant_results_find(R, module) != NULL;
+        return s;
+    }
+    s.bits = other_bits;
+    s.group_size = other_group_size;
+    s.quantized = in % s.group_size == 0;
+    *override = s.quantized;
+    return s;
+}

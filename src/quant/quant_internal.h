@@ -55,6 +55,12 @@ ct_status quant_results_add(quant_results *R, const char *module, int64_t rows, 
                             int group_size, uint32_t *wq, void *scales, void *biases, ct_error *err);
 const quant_result *quant_results_find(const quant_results *R, const char *module);
 void quant_results_free(quant_results *R);
+// The body of a ct_convert_hook.spec for a calibrated method: a layer
+// module is quantized at (bits, group_size) when R holds its result (else
+// left dense); every other module (embeddings, lm_head) gets round-to-nearest
+// at (other_bits, other_group_size) when its input divides, as an override.
+ct_quant_spec quant_results_spec(const quant_results *R, const char *module, int64_t in, int bits, int group_size,
+                                 int other_bits, int other_group_size, bool *override);
 // The body of a ct_convert_hook.quantize: copies module's stored result into
 // wq, scales, biases and sets *done; *done = false when module has none.
 // Fails when the writer's dtype or shape differs from the stored one.
