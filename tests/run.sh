@@ -9,6 +9,11 @@ total_fail=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# ctune runs OpenBLAS single-threaded (openblas_set_num_threads(1)); this also
+# keeps OpenBLAS from starting its idle thread pool at load time, which makes
+# LeakSanitizer's exit-time scan crash ("Tracer caught signal 11", garbage
+# DTLS) in some runs, e.g. quant awq on a plain-text file.
+export OPENBLAS_NUM_THREADS=1
 
 run_suite() { # name, command...
     local name=$1; shift
