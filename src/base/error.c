@@ -23,6 +23,11 @@ ct_status ct_error_context(ct_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    // A message that already starts with the prefix (the same path, or a file
+    // inside that folder) names it already: "m: m/config.json: ..." helps no one.
+    size_t n = strlen(prefix);
+    if (n && !strncmp(err->msg, prefix, n) && (err->msg[n] == ':' || err->msg[n] == '/'))
+        return err->status;
     // Shift the old message right and put "prefix: " in front, truncating at the end.
     size_t pl = strlen(prefix) + 2, ml = strlen(err->msg), cap = sizeof err->msg - 1;
     if (pl > cap)

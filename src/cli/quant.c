@@ -63,7 +63,7 @@ int quant_parse_double(const char *flag, const char *v, double *out) {
 
 int cmd_quant(int argc, char **argv) {
     if (argc < 2)
-        return cli_usage_error("quant", "a method is needed: ctune quant <method> ... (see ctune quant --help)");
+        return cli_usage_error("quant", "a method is needed: ctune quant gptq|awq|dwq|dynamic ...");
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

@@ -17,6 +17,19 @@ TEST(error_context_prefixes_message) {
     CHECK_EQ(err.status, CT_ERR_FORMAT);
 }
 
+TEST(error_context_skips_a_path_already_named) {
+    ct_error err;
+    ct_fail(&err, CT_ERR_IO, "/m: not a model folder");
+    ct_error_context(&err, "/m");
+    CHECK_STREQ(err.msg, "/m: not a model folder");
+    ct_fail(&err, CT_ERR_FORMAT, "/m/config.json: bad");
+    ct_error_context(&err, "/m");
+    CHECK_STREQ(err.msg, "/m/config.json: bad");
+    ct_fail(&err, CT_ERR_FORMAT, "/mx/config.json: bad");
+    ct_error_context(&err, "/m");
+    CHECK_STREQ(err.msg, "/m: /mx/config.json: bad");
+}
+
 TEST(read_file_missing_names_path) {
     ct_error err;
     char *buf;
