@@ -287,9 +287,9 @@ void ct_awq_fold_scale(ct_awq_layer *L, ct_awq_group g, const float *s) {
         scale_columns(L->w[CT_LIN_DOWN], L->rows[CT_LIN_DOWN], L->in[CT_LIN_DOWN], s);
         return;
     }
-    float *norm = g == CT_AWQ_QKV ? L->attn_norm : L->ffn_norm;
+    float *norm = g == CT_AWQ_QKV ? L->attn_norm : L->ffn_norm, off = L->m->norm_offset; // gemma: 1 + w
     for (int64_t c = 0; c < L->m->C; c++)
-        norm[c] /= s[c];
+        norm[c] = (off + norm[c]) / s[c] - off;
     ct_linear_id first = g == CT_AWQ_QKV ? CT_LIN_Q : CT_LIN_GATE, last = g == CT_AWQ_QKV ? CT_LIN_V : CT_LIN_UP;
     for (int id = first; id <= (int)last; id++)
         scale_columns(L->w[id], L->rows[id], L->in[id], s);
@@ -317,7 +317,8 @@ typedef struct aw_job {
     ct_kv_cache kv;
     float *kbuf, *vbuf;     // device: one key/value pair serving every layer
     quant_results res;      // the quantized linears (host), for the writer
-    float *norms;           // (L, 2, C): the final input_layernorm / post_attention_layernorm weights
+    float *norms;           // (L, 2, C): the final input_layernorm / MLP input norm weights
+    const char *ffn_norm_name; // the MLP input norm's file name (quant_ffn_norm_name)
     int n_fallback;
     double ratio_sum;
 } aw_job;
@@ -618,7 +619,7 @@ static ct_status hook_tensor(void *ctx, const char *name, float *w, size_t n, ct
     if (sscanf(name, "model.layers.%d.%63[a-z_].weight%n", &l, which, &used) != 2 || name[used] || l < 0 ||
         l >= j->L)
         return CT_OK;
-    int k = !strcmp(which, "input_layernorm") ? 0 : !strcmp(which, "post_attention_layernorm") ? 1 : -1;
+    int k = !strcmp(which, "input_layernorm") ? 0 : !strcmp(which, j->ffn_norm_name) ? 1 : -1;
     if (k < 0)
         return CT_OK;
     if (n != (size_t)j->C)
@@ -666,6 +667,7 @@ static ct_status load(aw_job *j, int32_t **ids, ct_error *err) {
     CT_TRY(ct_model_load(&j->m, o->model, j->be, err));
     j->model_loaded = true;
     CT_TRY(quant_check_arch(&j->m, o->model, "awq", err));
+    j->ffn_norm_name = quant_ffn_norm_name(&j->m);
     CT_TRY(quant_output_dtype(o->dtype, &j->m, &j->sb, err));
     j->res.sb = j->sb;
     j->L = j->m.L, j->C = j->m.C;

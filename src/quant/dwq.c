@@ -205,7 +205,7 @@ static void list_params(dq_job *j) {
         ct_layer_grads *g = &j->lg[l];
         snprintf(path, sizeof path, "model.layers.%d.input_layernorm", l);
         add_vector(j, p->attn_norm, &g->attn_norm, m->C, path, &off);
-        snprintf(path, sizeof path, "model.layers.%d.post_attention_layernorm", l);
+        snprintf(path, sizeof path, "model.layers.%d.%s", l, quant_ffn_norm_name(m));
         add_vector(j, p->ffn_norm, &g->ffn_norm, m->C, path, &off);
         snprintf(path, sizeof path, "model.layers.%d.self_attn.q_norm", l);
         add_vector(j, p->q_norm, &g->q_norm, m->D, path, &off);
@@ -555,10 +555,7 @@ static ct_status load_data(dq_job *j, int32_t **seqs, int *n_train, int *n_valid
 static ct_status load_teacher(dq_job *j, ct_error *err) {
     CT_TRY(ct_model_load(&j->teacher, j->o->model, j->be, err));
     j->teacher_loaded = true;
-    ct_arch a = j->teacher.cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: dwq handles llama, mistral, qwen2 and qwen3 models, not %s",
-                       j->o->model, j->teacher.cfg.model_type);
+    CT_TRY(quant_check_arch(&j->teacher, j->o->model, "dwq", err));
     if (j->o->top_k > j->teacher.V)
         return ct_fail(err, CT_ERR_INVALID, "--top-k %d is larger than the vocabulary (%d)", j->o->top_k,
                        j->teacher.V);

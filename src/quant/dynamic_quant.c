@@ -30,6 +30,7 @@
 #include "ctune/losses.h"
 #include "ctune/progress.h"
 #include "ctune/safetensors.h"
+#include "quant_internal.h"
 
 // ---- the candidate modules and the output's size
 
@@ -612,12 +613,7 @@ static ct_status load_model(dq_job *j, ct_error *err) {
     CT_TRY(ct_model_load(&j->m, j->o->model, j->be, err));
     j->model_loaded = true;
     j->m.grad_checkpoint = j->o->grad_checkpoint;
-    ct_arch a = j->m.cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED,
-                       "%s: dynamic quantization handles llama, mistral, qwen2 and qwen3 models, not %s",
-                       j->o->model, j->m.cfg.model_type);
-    return CT_OK;
+    return quant_check_arch(&j->m, j->o->model, "dynamic quantization", err);
 }
 
 static void free_model(dq_job *j) {

@@ -61,10 +61,16 @@ ct_status quant_output_dtype(const char *dtype, const ct_model *m, ct_dtype *sb,
 
 ct_status quant_check_arch(const ct_model *m, const char *path, const char *method, ct_error *err) {
     ct_arch a = m->cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: %s handles llama, mistral, qwen2 and qwen3 models, not %s", path,
-                       method, m->cfg.model_type);
+    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3 &&
+        a != CT_ARCH_GEMMA3)
+        return ct_fail(err, CT_ERR_UNSUPPORTED, "%s: %s handles llama, mistral, qwen2, qwen3 and gemma3 models, not %s",
+                       path, method, m->cfg.model_type);
     return CT_OK;
+}
+
+const char *quant_ffn_norm_name(const ct_model *m) {
+    return m->cfg.arch == CT_ARCH_GEMMA2 || m->cfg.arch == CT_ARCH_GEMMA3 ? "pre_feedforward_layernorm"
+                                                                          : "post_attention_layernorm";
 }
 
 ct_status quant_results_add(quant_results *R, const char *module, int64_t rows, int64_t in, int bits,

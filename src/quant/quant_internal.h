@@ -29,9 +29,13 @@ void quant_store_sb(void *dst, const float *x, size_t n, ct_dtype sb);
 // The scales' type ct_convert will write: dtype (--dtype), else config.json's
 // torch_dtype if a float name, else the layers' own type.
 ct_status quant_output_dtype(const char *dtype, const ct_model *m, ct_dtype *sb, ct_error *err);
-// Fails unless m is a llama, mistral, qwen2 or qwen3 model; the message names
-// path, method ("gptq", "awq") and the model type.
+// Fails unless m is a llama, mistral, qwen2, qwen3 or gemma3 model; the
+// message names path, method ("gptq", "awq") and the model type.
 ct_status quant_check_arch(const ct_model *m, const char *path, const char *method, ct_error *err);
+// The file name of a block's MLP input norm (ct_layer_params.ffn_norm):
+// "post_attention_layernorm", or gemma's "pre_feedforward_layernorm" (its
+// post_attention_layernorm normalizes the attention output).
+const char *quant_ffn_norm_name(const ct_model *m);
 
 // One module's quantized weight (host memory): wq (rows, in*bits/32), scales
 // and biases (rows, in/group_size) of the store's type sb.

@@ -27,6 +27,19 @@ expect_ok "quant gptq: act-order changes the weights" \
 
 expect_fail "quant: no method" "a method is needed" "$CTUNE" quant
 expect_fail "quant: unknown method" "unknown method 'bogus'" "$CTUNE" quant bogus --model $M
+# gemma3 (norms as 1 + w, sandwich norms, GELU): GPTQ beats RTN's KL on its own calibration text.
+G=tests/fixtures/gemma_chat_model
+expect_out "quant gptq: gemma3" "14 linears quantized with GPTQ (4-bit, group 32)" \
+    "$CTUNE" quant gptq --model $G --mlx-path "$QD/gemma" --group-size 32 --fallback-bits 4 --fallback-group-size 32 \
+    --data README.md --sequence-length 64 --num-samples 16 --dtype float32
+expect_ok "quant gptq: gemma3 RTN for comparison" \
+    "$CTUNE" convert --model $G --mlx-path "$QD/gemma-rtn" -q --q-group-size 32 --dtype float32
+kl_of() { "$CTUNE" perplexity --model "$1" --reference $G --data README.md --sequence-length 64 --num-samples 4 \
+          --json 2>/dev/null | sed -n 's/.*"mean_kl": \([^}]*\)}.*/\1/p'; }
+kg=$(kl_of "$QD/gemma"); kr=$(kl_of "$QD/gemma-rtn")
+awk -v g="$kg" -v r="$kr" 'BEGIN { exit !(g > 0 && r > 0 && g < 0.95 * r) }' \
+    && _record 1 "quant gptq: gemma3 KL $kg < RTN's $kr" || _record 0 "quant gptq: gemma3 KL" "GPTQ '$kg', RTN '$kr'"
+
 expect_fail "quant gptq: no --data" "calibration data is needed: --data" \
     "$CTUNE" quant gptq --model $M --mlx-path "$QD/x"
 expect_fail "quant gptq: empty data" "calibration data is empty" \

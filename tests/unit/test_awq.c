@@ -108,6 +108,7 @@ static void check_folding(const char *name) {
 TEST(awq_scale_folding_keeps_layer_output_llama) { check_folding("llama_default"); }
 TEST(awq_scale_folding_keeps_layer_output_qwen2_bias) { check_folding("qwen2"); }
 TEST(awq_scale_folding_keeps_layer_output_qwen3_qk_norm) { check_folding("qwen3"); }
+TEST(awq_scale_folding_keeps_layer_output_gemma3_offset_norms) { check_folding("gemma3"); }
 
 // A linear y = x W^T whose input has a few large channels.
 enum { SN = 512, SIN = 256, SROWS = 64, SG = 64, SBITS = 3 };
@@ -244,4 +245,40 @@ TEST(awq_writes_rescaled_norms) {
     ct_model_free(&b);
     ct_backend_destroy(be);
     CHECK_MSG(changed > 0 || s.n_fallback == 2, "input_layernorm of layer 1 was not rescaled");
+}
+
+// gemma3: the MLP's input norm is pre_feedforward_layernorm (ffn_norm); its
+// post_attention_layernorm (post_attn_norm) normalizes the attention output
+// and must come out unchanged.
+TEST(awq_gemma3_rescales_the_right_norms) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/awq_gemma", ct_test_tmpdir());
+    ct_awq_opts o = {.model = ct_test_fixture("gemma_chat_model"), .mlx_path = out, .bits = 4, .group_size = 32,
+                     .embed_bits = 4, .embed_group_size = 32, .n_grid = 10, .dtype = "float32",
+                     .calib = {.data = "README.md", .num_samples = 4, .sequence_length = 32, .seed = 1}};
+    ct_error err = {0};
+    ct_awq_stats s;
+    CHECK_OK(ct_awq(&o, &s, &err), &err);
+    ct_backend *be = NULL;
+    ct_model a, b;
+    CHECK_OK(ct_backend_cpu_create(&be, &err), &err);
+    CHECK_OK(ct_model_load(&a, o.model, be, &err), &err);
+    CHECK_OK(ct_model_load(&b, out, be, &err), &err);
+    int changed_pre = 0, changed_post = 0;
+    for (int l = 0; l < a.L; l++) {
+        float x[64], y[64];
+        be->download(be, x, a.layers[l].ffn_norm, sizeof(float) * (size_t)a.C);
+        be->download(be, y, b.layers[l].ffn_norm, sizeof(float) * (size_t)a.C);
+        for (int c = 0; c < a.C; c++)
+            changed_pre += x[c] != y[c];
+        be->download(be, x, a.layers[l].post_attn_norm, sizeof(float) * (size_t)a.C);
+        be->download(be, y, b.layers[l].post_attn_norm, sizeof(float) * (size_t)a.C);
+        for (int c = 0; c < a.C; c++)
+            changed_post += x[c] != y[c];
+    }
+    ct_model_free(&a);
+    ct_model_free(&b);
+    ct_backend_destroy(be);
+    CHECK_MSG(changed_pre > 0 || s.n_fallback == 2, "pre_feedforward_layernorm was not rescaled");
+    CHECK_EQ(changed_post, 0);
 }
