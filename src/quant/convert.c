@@ -429,9 +429,10 @@ static ct_status open_source(cv_job *j, ct_error *err) {
     CT_TRY(ct_model_config_parse(&j->cfg, j->config, j->o->model, err));
     j->cfg_parsed = true;
     ct_arch a = j->cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
+    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3 && a != CT_ARCH_GEMMA3)
         return ct_fail(err, CT_ERR_UNSUPPORTED,
-                       "%s: convert handles llama, mistral, qwen2 and qwen3 models, not %s", m, j->cfg.model_type);
+                       "%s: convert handles llama, mistral, qwen2, qwen3 and gemma3 models, not %s", m,
+                       j->cfg.model_type);
     if (j->o->dequantize && !j->cfg.quant.quantized)
         ct_log_warn("%s: --dequantize: the model has no quantization block; nothing to de-quantize", m);
     return CT_OK;
