@@ -25,9 +25,19 @@ sys.exit(t.encode(open('$TMP/wt100k.txt').read()).ids != ours)"
     expect_out "gemma3 GGUF perplexity" "Perplexity:" \
         "$CTUNE" perplexity --model "$GEMMA" --data "$TMP/wt100k.txt" --sequence-length 128 --num-samples 2
     if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null; then
+        # mlx-lm's gemma3_text rounds the embedding scale sqrt(hidden) to bfloat16
+        # (sqrt(640) = 25.298 -> 25.25, 0.19%); ctune and transformers do not. On
+        # this model that moves logits by ~1% of max |logit| (random ids), hence
+        # the 2e-2 bar here; the tiny model (sqrt(64) = 8, exact) agrees to 3e-7.
         expect_ok "gemma3 GGUF -> f32 in mlx-lm (and = ctune on the GGUF)" "$REF/bin/python" tools/check_convert_mlx.py \
-            --bin build --vs-source "$GEMMA" --dtype float32
+            --bin build --tol 2e-2 --vs-source "$GEMMA" --dtype float32
         expect_ok "gemma3 GGUF -> 4-bit g64 in mlx-lm" "$REF/bin/python" tools/check_convert_mlx.py --bin build \
-            "$GEMMA" -q --dtype float32
+            --tol 2e-2 "$GEMMA" -q --dtype float32
+    fi
+    if [ -x "$REF/bin/python" ] && "$REF/bin/python" -c 'import mlx_lm' 2>/dev/null; then
+        expect_ok "tiny gemma3 GGUF -> f32 in mlx-lm (and = ctune on the GGUF)" "$REF/bin/python" \
+            tools/check_convert_mlx.py --bin build --vs-source tests/fixtures/gemma/tiny_gemma3.gguf --dtype float32
+        expect_ok "tiny gemma3 GGUF -> 4-bit g64 in mlx-lm" "$REF/bin/python" tools/check_convert_mlx.py --bin build \
+            tests/fixtures/gemma/tiny_gemma3.gguf -q --dtype float32
     fi
 fi
