@@ -66,14 +66,16 @@ static void gemma3_keys(const ct_gguf *g, cJSON *c) {
         cJSON_AddNullToObject(c, "final_logit_softcapping");
     bool sliding = get_int(g, "gemma3", "attention.sliding_window", &window) && window > 0;
     cJSON_AddNumberToObject(c, "sliding_window_pattern", 6);
-    cJSON *types = cJSON_AddArrayToObject(c, "layer_types");
-    for (int64_t i = 0; i < layers; i++)
-        cJSON_AddItemToArray(types, cJSON_CreateString(sliding && (i + 1) % 6 ? "sliding_attention" : "full_attention"));
     int64_t pad;
     if (ct_gguf_get_i64(g, "tokenizer.ggml.padding_token_id", &pad))
         cJSON_AddNumberToObject(c, "pad_token_id", (double)pad);
     cJSON *archs = cJSON_AddArrayToObject(c, "architectures");
     cJSON_AddItemToArray(archs, cJSON_CreateString("Gemma3ForCausalLM"));
+    if (layers <= 0 || layers > 4096)
+        return; // not a real model: the parser's pattern rule (and its checks) decide
+    cJSON *types = cJSON_AddArrayToObject(c, "layer_types");
+    for (int64_t i = 0; i < layers; i++)
+        cJSON_AddItemToArray(types, cJSON_CreateString(sliding && (i + 1) % 6 ? "sliding_attention" : "full_attention"));
 }
 
 ct_status ct_gguf_config_json(const ct_gguf *g, cJSON **out, ct_error *err) {
