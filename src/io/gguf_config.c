@@ -30,6 +30,54 @@ static bool get_num(const ct_gguf *g, const char *arch, const char *suffix, doub
     return ct_gguf_get_f64(g, key, out);
 }
 
+// key_length (head_dim) must agree with blk.0.attn_q.weight's rows (heads * head_dim).
+static ct_status check_key_length(const ct_gguf *g, const char *arch, ct_error *err) {
+    int64_t heads = 0, head_dim = 0;
+    const ct_gguf_tensor *q = ct_gguf_find_tensor(g, "blk.0.attn_q.weight");
+    if (!q || q->ndim != 2 || !get_int(g, arch, "attention.head_count", &heads) ||
+        !get_int(g, arch, "attention.key_length", &head_dim))
+        return CT_OK;
+    if (head_dim <= 0 || heads * head_dim != q->ne[1])
+        return ct_fail(err, CT_ERR_FORMAT,
+                       "%s: %s.attention.key_length = %lld does not fit tensor blk.0.attn_q.weight (%lld rows for %lld "
+                       "heads: head_dim %lld)",
+                       g->path, arch, (long long)head_dim, (long long)q->ne[1], (long long)heads,
+                       heads > 0 ? (long long)(q->ne[1] / heads) : 0LL);
+    return CT_OK;
+}
+
+// What llama.cpp hard-codes for gemma3 (llama-model.cpp, LLM_ARCH_GEMMA3) and
+// transformers' Gemma3TextConfig needs: every 6th layer global (with a sliding
+// window), local RoPE base 1e4, GELU-tanh, attention scale 1/sqrt(head_dim)
+// except the 62-layer 27B (1/sqrt(hidden / heads)), softcapping only when the
+// file sets final_logit_softcapping.
+static void gemma3_keys(const ct_gguf *g, cJSON *c) {
+    int64_t layers = 0, hidden = 0, heads = 0, head_dim = 256, window = 0;
+    get_int(g, "gemma3", "block_count", &layers);
+    get_int(g, "gemma3", "embedding_length", &hidden);
+    get_int(g, "gemma3", "attention.head_count", &heads);
+    get_int(g, "gemma3", "attention.key_length", &head_dim);
+    cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
+    cJSON_AddNumberToObject(c, "rope_local_base_freq", 10000.0);
+    double scalar = layers == 62 && heads > 0 ? (double)(hidden / heads) : (double)head_dim;
+    cJSON_AddNumberToObject(c, "query_pre_attn_scalar", scalar);
+    cJSON_AddNullToObject(c, "attn_logit_softcapping");
+    if (!cJSON_GetObjectItemCaseSensitive(c, "final_logit_softcapping"))
+        cJSON_AddNullToObject(c, "final_logit_softcapping");
+    bool sliding = get_int(g, "gemma3", "attention.sliding_window", &window) && window > 0;
+    cJSON_AddNumberToObject(c, "sliding_window_pattern", 6);
+    int64_t pad;
+    if (ct_gguf_get_i64(g, "tokenizer.ggml.padding_token_id", &pad))
+        cJSON_AddNumberToObject(c, "pad_token_id", (double)pad);
+    cJSON *archs = cJSON_AddArrayToObject(c, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString("Gemma3ForCausalLM"));
+    if (layers <= 0 || layers > 4096)
+        return; // not a real model: the parser's pattern rule (and its checks) decide
+    cJSON *types = cJSON_AddArrayToObject(c, "layer_types");
+    for (int64_t i = 0; i < layers; i++)
+        cJSON_AddItemToArray(types, cJSON_CreateString(sliding && (i + 1) % 6 ? "sliding_attention" : "full_attention"));
+}
+
 ct_status ct_gguf_config_json(const ct_gguf *g, cJSON **out, ct_error *err) {
     *out = NULL;
     const char *arch = NULL;
@@ -44,6 +92,7 @@ ct_status ct_gguf_config_json(const ct_gguf *g, cJSON **out, ct_error *err) {
                        "%s: GGUF architecture \"%s\" is not supported (supported: llama, qwen2, qwen3, phi3, gemma2, "
                        "gemma3, qwen3moe)",
                        g->path, arch);
+    CT_TRY(check_key_length(g, arch, err));
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "model_type", model_type);
     static const struct {
@@ -110,6 +159,8 @@ ct_status ct_gguf_config_json(const ct_gguf *g, cJSON **out, ct_error *err) {
         cJSON_AddNumberToObject(c, "bos_token_id", (double)id);
     if (ct_gguf_get_i64(g, "tokenizer.ggml.eos_token_id", &id))
         cJSON_AddNumberToObject(c, "eos_token_id", (double)id);
+    if (!strcmp(arch, "gemma3"))
+        gemma3_keys(g, c);
     *out = c;
     return CT_OK;
 }

@@ -4,6 +4,8 @@
 // q+128, bias -128d; scales and biases in f16, where d*8 and d*128 are exact);
 // other block types are dequantized to f32. llama.cpp's convert script permutes
 // the q/k rows of llama models (interleaved RoPE pairs): permute_heads undoes it.
+// It stores gemma3's RMSNorm weights as w + 1 (Gemma3RMSNorm scales by 1 + w):
+// model_gguf_norm subtracts the source's shift again.
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +31,9 @@ static ct_status find(ct_model *m, const char *name, int64_t rows, int64_t cols,
     return CT_OK;
 }
 
-ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optional, float **out, ct_error *err) {
+// A vector (n) as f32 on the device, minus shift.
+static ct_status vector_shifted(ct_model *m, const char *name, int64_t n, bool optional, float shift, float **out,
+                                ct_error *err) {
     *out = NULL;
     if (optional && !ct_gguf_find_tensor(&m->src->gguf, name))
         return CT_OK;
@@ -39,10 +43,20 @@ ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optio
     if (!host)
         return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", name);
     ct_status st = ct_gguf_tensor_to_f32(&m->src->gguf, t, host, err);
+    for (int64_t i = 0; st == CT_OK && shift != 0.0f && i < n; i++)
+        host[i] -= shift;
     if (st == CT_OK)
         st = model_device_buffer(m, host, sizeof(float) * (size_t)n, (void **)out, err);
     free(host);
     return st;
+}
+
+ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optional, float **out, ct_error *err) {
+    return vector_shifted(m, name, n, optional, 0.0f, out, err);
+}
+
+ct_status model_gguf_norm(ct_model *m, const char *name, int64_t n, float **out, ct_error *err) {
+    return vector_shifted(m, name, n, false, m->src->gguf_norm_shift, out, err);
 }
 
 // One GGUF block row (cols elements) of Q4_0/Q4_1/Q8_0 -> affine codes, scales, biases (f16).

@@ -10,6 +10,7 @@
 struct ct_model_source {
     bool is_gguf;
     bool gguf_llama_permuted; // llama.cpp's convert permuted q/k rows (architecture "llama")
+    float gguf_norm_shift;    // llama.cpp stores gemma3 norm weights as w + 1: this 1 is subtracted
     ct_weights st;            // folder weights (when !is_gguf)
     ct_gguf gguf;             // the .gguf file (when is_gguf)
 };
@@ -24,6 +25,8 @@ ct_status model_gguf_weight(ct_model *m, const char *name, int64_t rows, int64_t
                             ct_weight *out, ct_error *err);
 // A vector (n) as f32; missing tensors fail unless optional (then *out = NULL).
 ct_status model_gguf_vector(ct_model *m, const char *name, int64_t n, bool optional, float **out, ct_error *err);
+// An RMSNorm weight (n) as f32, minus the source's gguf_norm_shift; a missing tensor fails.
+ct_status model_gguf_norm(ct_model *m, const char *name, int64_t n, float **out, ct_error *err);
 
 // Frees m->acts (model_forward.c).
 void model_activations_free(ct_model *m);

@@ -215,15 +215,27 @@ static ct_status gguf_layer(ct_model *m, int l, ct_layer_params *p, ct_error *er
             CT_TRY(model_gguf_vector(m, name, rows, false, &p->lin[id].bias, err));
         }
     }
-    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-    CT_TRY(model_gguf_vector(m, name, m->C, false, &p->attn_norm, err));
-    snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-    CT_TRY(model_gguf_vector(m, name, m->C, false, &p->ffn_norm, err));
-    if (m->cfg.qk_norm) {
-        snprintf(name, sizeof name, "blk.%d.attn_q_norm.weight", l);
-        CT_TRY(model_gguf_vector(m, name, m->D, false, &p->q_norm, err));
-        snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
-        CT_TRY(model_gguf_vector(m, name, m->D, false, &p->k_norm, err));
+    // gemma3: ffn_norm is pre_feedforward_layernorm; post_attention_norm and
+    // post_ffw_norm norm each block's output before the residual add.
+    bool gemma = m->cfg.arch == CT_ARCH_GEMMA3;
+    const struct {
+        const char *suffix;
+        bool wanted;
+        int64_t n;
+        float **dst;
+    } norms[] = {
+        {"attn_norm", true, m->C, &p->attn_norm},
+        {"ffn_norm", true, m->C, &p->ffn_norm},
+        {"post_attention_norm", gemma, m->C, &p->post_attn_norm},
+        {"post_ffw_norm", gemma, m->C, &p->post_ffn_norm},
+        {"attn_q_norm", m->cfg.qk_norm, m->D, &p->q_norm},
+        {"attn_k_norm", m->cfg.qk_norm, m->D, &p->k_norm},
+    };
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        if (!norms[i].wanted)
+            continue;
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, norms[i].suffix);
+        CT_TRY(model_gguf_norm(m, name, norms[i].n, norms[i].dst, err));
     }
     return CT_OK;
 }
@@ -325,15 +337,17 @@ static ct_status load_gguf(ct_model *m, const char *path, ct_error *err) {
     CT_TRY(ct_model_config_from_gguf(&m->cfg, &m->src->gguf, err));
     CT_TRY(check_supported(&m->cfg, err));
     if (m->cfg.arch != CT_ARCH_LLAMA && m->cfg.arch != CT_ARCH_MISTRAL && m->cfg.arch != CT_ARCH_QWEN2 &&
-        m->cfg.arch != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "GGUF models of architecture %s are not supported yet (llama, qwen2, qwen3)",
+        m->cfg.arch != CT_ARCH_QWEN3 && m->cfg.arch != CT_ARCH_GEMMA3)
+        return ct_fail(err, CT_ERR_UNSUPPORTED,
+                       "GGUF models of architecture %s are not supported yet (llama, qwen2, qwen3, gemma3)",
                        m->cfg.model_type);
     const char *arch = NULL;
     ct_gguf_get_str(&m->src->gguf, "general.architecture", &arch, NULL);
     m->src->gguf_llama_permuted = arch && strcmp(arch, "llama") == 0;
+    m->src->gguf_norm_shift = m->cfg.arch == CT_ARCH_GEMMA3 ? 1.0f : 0.0f;
     CT_TRY(set_dims(m, err));
     CT_TRY(model_gguf_weight(m, "token_embd.weight", m->V, m->C, 0, &m->embed, err));
-    CT_TRY(model_gguf_vector(m, "output_norm.weight", m->C, false, &m->final_norm, err));
+    CT_TRY(model_gguf_norm(m, "output_norm.weight", m->C, &m->final_norm, err));
     if (ct_gguf_find_tensor(&m->src->gguf, "output.weight")) {
         CT_TRY(model_gguf_weight(m, "output.weight", m->V, m->C, 0, &m->lm_head.w, err));
         m->lm_head.bias = NULL;

@@ -1,6 +1,7 @@
 // convert_gguf.c: a GGUF file's tensors under Hugging Face names
-// (llama/mistral/qwen2/qwen3 layouts), de-quantized to f32, with llama's q/k
-// rows un-permuted (llama.cpp's convert script interleaves the RoPE halves).
+// (llama/mistral/qwen2/qwen3/gemma3 layouts), de-quantized to f32, with llama's
+// q/k rows un-permuted (llama.cpp's convert script interleaves the RoPE halves)
+// and gemma3's norm weights un-shifted (llama.cpp stores them as w + 1).
 // This duplicates the naming and un-permuting of src/model/model_gguf.c and
 // model_load.c (which load into the model rather than into tensors); the two
 // should share one table.
@@ -28,6 +29,25 @@ static const struct {
     {"ffn_norm", "post_attention_layernorm"},
 };
 
+// gemma3's four norms per layer (its ffn_norm is the pre-feedforward one).
+static const struct {
+    const char *gguf, *hf;
+} GEMMA3_NORMS[] = {
+    {"ffn_norm", "pre_feedforward_layernorm"},
+    {"post_attention_norm", "post_attention_layernorm"},
+    {"post_ffw_norm", "post_feedforward_layernorm"},
+};
+
+// The gemma3 HF name of layer tensor rest ("ffn_norm.weight"), else false.
+static bool gemma3_name(int layer, const char *rest, char *out, size_t n) {
+    for (size_t i = 0; i < sizeof GEMMA3_NORMS / sizeof GEMMA3_NORMS[0]; i++) {
+        size_t k = strlen(GEMMA3_NORMS[i].gguf);
+        if (!strncmp(rest, GEMMA3_NORMS[i].gguf, k) && !strcmp(rest + k, ".weight"))
+            return snprintf(out, n, "model.layers.%d.%s.weight", layer, GEMMA3_NORMS[i].hf) < (int)n;
+    }
+    return false;
+}
+
 // The HF name of GGUF tensor name (out, size n) and, for llama q/k weights,
 // the number of heads to un-permute (else 0). False if the name is unknown.
 static bool hf_name(const cv_job *j, const char *name, bool llama, char *out, size_t n, int *heads) {
@@ -44,6 +64,8 @@ static bool hf_name(const cv_job *j, const char *name, bool llama, char *out, si
     const char *rest = name + used, *dot = strrchr(rest, '.');
     if (!dot || (strcmp(dot, ".weight") && strcmp(dot, ".bias")))
         return false;
+    if (j->cfg.arch == CT_ARCH_GEMMA3 && gemma3_name(layer, rest, out, n))
+        return true;
     for (size_t i = 0; i < sizeof LAYER_NAMES / sizeof LAYER_NAMES[0]; i++) {
         size_t k = strlen(LAYER_NAMES[i].gguf);
         if ((size_t)(dot - rest) == k && !strncmp(rest, LAYER_NAMES[i].gguf, k)) {
@@ -93,6 +115,11 @@ static ct_status unpermute(const char *name, float *w, int64_t rows, int64_t col
     return CT_OK;
 }
 
+static bool has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 static ct_status gguf_tensor(cv_job *j, const ct_gguf_tensor *t, bool llama, ct_error *err) {
     char name[256];
     int heads;
@@ -119,6 +146,9 @@ static ct_status gguf_tensor(cv_job *j, const ct_gguf_tensor *t, bool llama, ct_
     if (!w)
         return ct_fail(err, CT_ERR_NOMEM, "tensor %s: out of memory", t->name);
     ct_status st = ct_gguf_tensor_to_f32(&j->gguf, t, w, err);
+    if (st == CT_OK && j->cfg.arch == CT_ARCH_GEMMA3 && has_suffix(t->name, "norm.weight"))
+        for (int64_t i = 0; i < t->nelements; i++)
+            w[i] -= 1.0f; // llama.cpp stores gemma3 norms as w + 1 (every "*norm.weight")
     if (st == CT_OK && heads > 0)
         st = unpermute(t->name, w, shape[0], shape[1], heads, err);
     if (st != CT_OK) {

@@ -50,6 +50,14 @@ bool cv_gguf_name(const char *hf, char *out, size_t n);
 // llama.cpp's tokenizer.ggml.pre name of a tokenizer.json pre_tokenizer (one
 // convert writes for that name), else "default" (with a warning).
 const char *cv_gguf_pre_name(const cJSON *pre_tokenizer);
+// One tokenizer.json "added_tokens" entry.
+cJSON *cv_added_token(int64_t id, const char *content, bool special, bool normalized);
+// A TemplateProcessing post_processor putting BOS first when g says
+// add_bos_token (and has a BOS id), else NULL.
+cJSON *cv_bos_post_processor(const ct_gguf *g, const ct_gguf_kv *tokens);
+// tokenizer.json of a Gemma SentencePiece vocabulary, as transformers' GGUF
+// loader builds it (convert_tokenizer_gemma.c).
+ct_status cv_gemma_tokenizer_json(const ct_gguf *g, cJSON **out, ct_error *err);
 // A GGUF's tokenizer as tokenizer_config.json (+ tokenizer.json for byte-level BPE) in dir.
 ct_status cv_gguf_tokenizer(const cv_job *j, const char *dir, ct_error *err);
 // Writes doc as dir/file (atomic).

@@ -4,8 +4,9 @@
 // Face tokenizer.json: vocab, merges, control tokens as special added tokens,
 // user-defined ones as added tokens, and the pre-tokenizer llama.cpp's "pre"
 // name stands for (ct_tokenizer_gguf_pre_json, the tokenizer module's one table).
-// SentencePiece vocabularies ("llama") get no tokenizer.json (see
-// docs/QUANTIZATION.md).
+// Gemma's SentencePiece vocabularies get the tokenizer.json transformers builds
+// for them (convert_tokenizer_gemma.c); other SentencePiece ("llama") ones get
+// none (see docs/QUANTIZATION.md).
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,27 +37,26 @@ const char *cv_gguf_pre_name(const cJSON *pre_tok) {
     return "default";
 }
 
-static cJSON *added_token(int64_t id, const char *content, bool special) {
+cJSON *cv_added_token(int64_t id, const char *content, bool special, bool normalized) {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddNumberToObject(t, "id", (double)id);
     cJSON_AddStringToObject(t, "content", content);
     cJSON_AddBoolToObject(t, "single_word", false);
     cJSON_AddBoolToObject(t, "lstrip", false);
     cJSON_AddBoolToObject(t, "rstrip", false);
-    cJSON_AddBoolToObject(t, "normalized", !special);
+    cJSON_AddBoolToObject(t, "normalized", normalized);
     cJSON_AddBoolToObject(t, "special", special);
     return t;
 }
 
-// post_processor: BOS in front when the GGUF says add_bos_token.
-static cJSON *post_processor(const ct_gguf *g, const ct_gguf_kv *tokens) {
+cJSON *cv_bos_post_processor(const ct_gguf *g, const ct_gguf_kv *tokens) {
     bool add_bos = false;
     int64_t bos;
     const char *s;
     ct_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos);
     if (!add_bos || !ct_gguf_get_i64(g, "tokenizer.ggml.bos_token_id", &bos) || bos < 0 ||
         !ct_gguf_arr_str(tokens, (uint64_t)bos, &s, NULL))
-        return byte_level(true);
+        return NULL;
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "type", "TemplateProcessing");
     cJSON *single = cJSON_AddArrayToObject(p, "single"), *pair = cJSON_AddArrayToObject(p, "pair");
@@ -109,22 +109,18 @@ static cJSON *bpe_model(const ct_gguf_kv *tokens, const ct_gguf_kv *merges) {
     return m;
 }
 
-// tokenizer.json for a "gpt2" GGUF vocab; *written false when the vocab is another kind.
-static ct_status write_tokenizer_json(const cv_job *j, const char *dir, bool *written, ct_error *err) {
+// tokenizer.json of a "gpt2" GGUF vocab (*doc NULL when its pre-tokenizer is unknown).
+static cJSON *byte_level_json(const cv_job *j) {
     const ct_gguf *g = &j->gguf;
-    const char *model = NULL, *pre = NULL;
+    const char *pre = NULL;
     const ct_gguf_kv *tokens = ct_gguf_find_kv(g, "tokenizer.ggml.tokens");
     const ct_gguf_kv *types = ct_gguf_find_kv(g, "tokenizer.ggml.token_type");
-    *written = false;
-    ct_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
     ct_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL);
-    if (!tokens || ct_gguf_arr_type(tokens) != CT_GGUF_STRING || !model || strcmp(model, "gpt2"))
-        return CT_OK;
     cJSON *pt = ct_tokenizer_gguf_pre_json(pre);
     if (!pt) {
         ct_log_warn("%s: tokenizer.ggml.pre '%s' is not known to convert: no tokenizer.json written", j->o->model,
                     pre);
-        return CT_OK;
+        return NULL;
     }
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "version", "1.0");
@@ -135,13 +131,42 @@ static ct_status write_tokenizer_json(const cv_job *j, const char *dir, bool *wr
         int64_t ty;
         const char *s;
         if (ct_gguf_arr_i64(types, i, &ty) && (ty == 3 || ty == 4) && ct_gguf_arr_str(tokens, i, &s, NULL))
-            cJSON_AddItemToArray(added, added_token((int64_t)i, s, ty == 3));
+            cJSON_AddItemToArray(added, cv_added_token((int64_t)i, s, ty == 3, ty != 3));
     }
     cJSON_AddNullToObject(doc, "normalizer");
     cJSON_AddItemToObject(doc, "pre_tokenizer", pt);
-    cJSON_AddItemToObject(doc, "post_processor", post_processor(g, tokens));
+    cJSON *post = cv_bos_post_processor(g, tokens);
+    cJSON_AddItemToObject(doc, "post_processor", post ? post : byte_level(true));
     cJSON_AddItemToObject(doc, "decoder", byte_level(true));
     cJSON_AddItemToObject(doc, "model", bpe_model(tokens, ct_gguf_find_kv(g, "tokenizer.ggml.merges")));
+    return doc;
+}
+
+static bool is_gemma_arch(const ct_gguf *g) {
+    const char *arch = NULL;
+    ct_gguf_get_str(g, "general.architecture", &arch, NULL);
+    return arch && (!strcmp(arch, "gemma") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"));
+}
+
+// tokenizer.json for a "gpt2" vocab or a Gemma SentencePiece one; *cls: the
+// tokenizer_class to name, NULL when no tokenizer.json was written.
+static ct_status write_tokenizer_json(const cv_job *j, const char *dir, const char **cls, ct_error *err) {
+    const ct_gguf *g = &j->gguf;
+    const char *model = NULL;
+    ct_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
+    *cls = NULL;
+    cJSON *doc = NULL;
+    if (model && !strcmp(model, "gpt2")) {
+        doc = byte_level_json(j);
+        *cls = "PreTrainedTokenizerFast";
+    } else if (model && !strcmp(model, "llama") && is_gemma_arch(g)) {
+        CT_TRY(cv_gemma_tokenizer_json(g, &doc, err));
+        *cls = "GemmaTokenizer";
+    }
+    if (!doc) {
+        *cls = NULL;
+        return CT_OK;
+    }
     char path[4096], *text = NULL;
     ct_status st = ct_path_join(path, sizeof path, dir, "tokenizer.json", err);
     if (st == CT_OK && !(text = cJSON_PrintUnformatted(doc)))
@@ -150,7 +175,8 @@ static ct_status write_tokenizer_json(const cv_job *j, const char *dir, bool *wr
         st = ct_write_file_atomic(path, text, strlen(text), err);
     cJSON_free(text);
     cJSON_Delete(doc);
-    *written = st == CT_OK;
+    if (st != CT_OK)
+        *cls = NULL;
     return st;
 }
 
@@ -178,10 +204,11 @@ ct_status cv_gguf_tokenizer(const cv_job *j, const char *dir, ct_error *err) {
     const char *tmpl;
     if (ct_gguf_get_str(g, "tokenizer.chat_template", &tmpl, NULL))
         cJSON_AddStringToObject(tc, "chat_template", tmpl);
-    bool json;
-    ct_status st = write_tokenizer_json(j, dir, &json, err);
+    const char *cls;
+    ct_status st = write_tokenizer_json(j, dir, &cls, err);
+    bool json = cls != NULL;
     if (st == CT_OK && json)
-        cJSON_AddStringToObject(tc, "tokenizer_class", "PreTrainedTokenizerFast");
+        cJSON_AddStringToObject(tc, "tokenizer_class", cls);
     if (st == CT_OK)
         st = cv_write_json(dir, "tokenizer_config.json", tc, err);
     cJSON_Delete(tc);
