@@ -90,6 +90,7 @@ test: deps
 # Extra checks that need ../shared/assets (CI runs them when the folder exists).
 check-assets: all
 	@scripts/fetch-model.sh >/dev/null
+	@scripts/fetch-gemma.sh >/dev/null
 	@tests/assets.sh
 
 demo: deps

@@ -1,11 +1,10 @@
 # Gemma 3 270M (Q4_K_M GGUF, fetched into models/ by scripts/fetch-gemma.sh;
-# $CTUNE_GEMMA_GGUF or /work/gemma/ also work) against transformers
+# or $CTUNE_GEMMA_GGUF) against transformers
 # (tests/fixtures/gemma/gemma3_270m_reference.json from tools/make_gemma_fixtures.py):
 # logits and WikiText token ids of ctune on the GGUF and on its converted
 # folder (tools/check_gemma.py, relative tolerance 1e-4 of max |logit|), and
 # the converted folders in mlx-lm (tools/check_convert_mlx.py). Skipped without the file.
 GEMMA=${CTUNE_GEMMA_GGUF:-models/gemma-3-270m-q4_k_m.gguf}
-[ -f "$GEMMA" ] || GEMMA=/work/gemma/gemma-3-270m-q4_k_m.gguf
 if [ -f "$GEMMA" ]; then
     expect_ok "gemma3 GGUF: logits and WikiText ids = transformers'" .venv/bin/python tools/check_gemma.py "$GEMMA"
     "$CTUNE" convert --model "$GEMMA" --mlx-path "$TMP/gemma-f32" --dtype float32 >/dev/null 2>&1
