@@ -106,7 +106,7 @@ static int64_t model_total(const ct_tuned_model *t) {
         n += ct_module_param_count(&t->mods[i]);
     n += m->C; // final norm
     for (int l = 0; l < m->L; l++)
-        n += 2 * (int64_t)m->C + (m->layers[l].q_norm ? 2 * (int64_t)m->D : 0);
+        n += (m->layers[l].post_attn_norm ? 4 : 2) * (int64_t)m->C + (m->layers[l].q_norm ? 2 * (int64_t)m->D : 0);
     return n;
 }
 
@@ -491,6 +491,10 @@ ct_status ct_tuned_model_create(ct_tuned_model **out, ct_model *m, const ct_tune
         return ct_fail(err, CT_ERR_UNSUPPORTED,
                        "training %s models is not supported yet (llama, mistral, qwen2, qwen3, gemma3)",
                        ct_arch_name(a));
+    // mlx-lm names the wrapper's tensors language_model.model.layers.N...; ours would not load there.
+    if (!strcmp(m->cfg.model_type, "gemma3"))
+        return ct_fail(err, CT_ERR_UNSUPPORTED, "training the gemma3 multimodal wrapper (model_type gemma3) is not "
+                       "supported yet: its adapters would be named language_model.*; train a gemma3_text model");
     ct_adapter_config acfg = {.type = !strcmp(ft, "dora") ? CT_ADAPTER_DORA : CT_ADAPTER_LORA,
                               .num_layers = cfg->num_layers, .rank = cfg->rank, .scale = (float)cfg->scale,
                               .dropout = (float)cfg->dropout, .n_keys = cfg->n_keys, .keys = cfg->keys};

@@ -345,6 +345,26 @@ TEST(train_config_errors) {
     ct_tune_config lora = {.fine_tune_type = "lora", .num_layers = -1, .rank = 4, .scale = 1};
     CHECK_FAILS(ct_tuned_model_create(&t, &g2, &lora, &err), &err, "training gemma2 models is not supported yet");
     ct_model_free(&g2);
+    // the gemma3 multimodal wrapper (its text_config: the tiny gemma3's weights) loads but does not train
+    char cmd[1200];
+    snprintf(path, sizeof path, "%s/gemma3_wrapper", ct_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/gemma3/model.safetensors %s/", path, ct_test_fixture("models"),
+             path);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/config.json", path);
+    FILE *f = fopen(cmd, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": \"gemma3_text\", "
+              "\"hidden_size\": 32, \"intermediate_size\": 64, \"num_hidden_layers\": 2, "
+              "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 8, "
+              "\"query_pre_attn_scalar\": 8, \"vocab_size\": 128, \"sliding_window\": 4, "
+              "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}}", f);
+        fclose(f);
+    }
+    CHECK_OK(ct_model_load(&g2, path, be, &err), &err);
+    CHECK_FAILS(ct_tuned_model_create(&t, &g2, &lora, &err), &err, "language_model");
+    ct_model_free(&g2);
     ct_backend_destroy(be);
 }
 
