@@ -261,11 +261,17 @@ static bool layer_sliding(const ct_model *m, int l) {
     return m->cfg.layer_attn && m->cfg.layer_attn[l] == CT_ATTN_SLIDING;
 }
 
+typedef struct layer_rope {
+    const float *inv_freq; // (rot_dims/2)
+    float scaling;         // cos/sin factor
+} layer_rope;
+
 // Layer l's RoPE: gemma3's sliding layers have their own (unscaled, local base), as in model_forward.c.
-static const float *layer_rope(const ct_model *m, int l, const step *s, float *scaling) {
+// (Returned by value: an address-taken local would live on ASan's fake stack in the hot loop.)
+static layer_rope rope_of_layer(const ct_model *m, int l, const step *s) {
     bool local = layer_sliding(m, l) && m->cfg.arch == CT_ARCH_GEMMA3;
-    *scaling = local ? s->rope_scaling_local : s->rope_scaling;
-    return local ? m->train->inv_freq_local : m->train->inv_freq;
+    return local ? (layer_rope){m->train->inv_freq_local, s->rope_scaling_local}
+                 : (layer_rope){m->train->inv_freq, s->rope_scaling};
 }
 
 static ct_attn_params attn_params(const ct_model *m, int l, const step *s) {
@@ -293,10 +299,9 @@ static ct_status block_forward(ct_model *m, int l, const block_acts *a, float *x
         be->rmsnorm_forward(be, a->q, a->q_rstd, a->q_raw, p->q_norm, N * m->H, m->D, eps, off);
         be->rmsnorm_forward(be, a->k, a->k_rstd, a->k_raw, p->k_norm, N * m->KVH, m->D, eps, off);
     }
-    float scaling;
-    const float *inv_freq = layer_rope(m, l, s, &scaling);
-    be->rope_forward(be, a->q, a->q, inv_freq, scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
-    be->rope_forward(be, a->k, a->k, inv_freq, scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
+    layer_rope r = rope_of_layer(m, l, s);
+    be->rope_forward(be, a->q, a->q, r.inv_freq, r.scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_forward(be, a->k, a->k, r.inv_freq, r.scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
     ct_attn_params ap = attn_params(m, l, s);
     be->attention_forward(be, a->att, a->lse, a->q, a->k, a->v, &ap);
     CT_TRY(model_linear_apply(m, l, CT_LIN_O, p->post_attn_norm ? a->o_attn : ts->o, a->att, N, s->train, s->seed,
@@ -375,10 +380,9 @@ static void block_backward(ct_model *m, int l, const block_acts *a, const step *
     be->attention_backward(be, ts->dq, ts->dk, ts->dv, ts->datt, a->q, a->k, a->v, a->att, a->lse, &ap);
     zero(m, ts->dq2, N * qd);
     zero(m, ts->dk2, N * kvd);
-    float scaling;
-    const float *inv_freq = layer_rope(m, l, s, &scaling);
-    be->rope_backward(be, ts->dq2, ts->dq, inv_freq, scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
-    be->rope_backward(be, ts->dk2, ts->dk, inv_freq, scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
+    layer_rope r = rope_of_layer(m, l, s);
+    be->rope_backward(be, ts->dq2, ts->dq, r.inv_freq, r.scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_backward(be, ts->dk2, ts->dk, r.inv_freq, r.scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
     float *dq = ts->dq2, *dk = ts->dk2;
     if (p->q_norm) {
         zero(m, ts->dq, N * qd);
