@@ -5,11 +5,14 @@ every trainable gradient from PyTorch autograd, for ctune's training engine.
 Models are the tiny random-init folders of tests/fixtures/models (llama_default
 f32 untied, qwen2 bf16 tied with q/k/v biases, qwen3 bf16 tied with q/k norms,
 mlx_q4_g32: llama_default MLX-quantized, dequantized here exactly as MLX does:
-w = scale * q + bias per group). Torch runs transformers' model in float64 on
+w = scale * q + bias per group; gemma3 bf16 tied, a sliding layer (window 4,
+local RoPE base) then a full one, four (1 + w) norms per layer and q/k norms,
+embeddings scaled by sqrt(hidden)). Torch runs transformers' model in float64 on
 those weights, with mlx-lm's adapter math patched in:
   LoRA linear     y = x W^T + b + s (x A) B            A (in, r), B (r, out)
   DoRA linear     y = (m / stop_grad(||W + s (A B)^T||_row)) (x W^T + s (x A) B) + b
   LoRA embedding  y = W[ids] + s A[ids] B;  tied head: h W^T + s (h B^T) A^T
+                  (gemma: the model scales y by sqrt(hidden) after the lookup)
 and mlx-lm's loss: inputs tokens[:, :-1], targets tokens[:, 1:],
 loss = sum(mask * CE) / sum(mask).
 
@@ -18,12 +21,16 @@ every trainable parameter P (mlx-lm names): init.P (adapters only: lora_a and
 lora_b random, m = row norms * (1 + noise), so that no gradient is trivially
 zero) and grad.P (F32).
 
-Run from the repo root:  /work/main/.venv-ref/bin/python tools/make_train_fixtures.py
+The gemma3 cases go to tests/fixtures/train_gemma3/ (the train folder's size budget).
+
+Run from the repo root:  /work/main/.venv-ref/bin/python tools/make_train_fixtures.py [case ...]
+(no case names: every case)
 The reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install \
     torch transformers safetensors numpy
 (used: torch 2.x, transformers 5.x)."""
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -31,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 MODELS = "tests/fixtures/models"
 OUT = "tests/fixtures/train"
+OUT_GEMMA3 = "tests/fixtures/train_gemma3"
 PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 
@@ -44,6 +52,9 @@ CASES = {
     "q4_lora": ("mlx_q4_g32", "lora", -1, 4, 2.0, None),
     "qwen3_full": ("qwen3", "full", 1, 0, 0.0, None),
     "qwen2_full": ("qwen2", "full", 1, 0, 0.0, None),
+    "gemma3_lora": ("gemma3", "lora", -1, 4, 2.0, None),
+    "gemma3_lora_embed": ("gemma3", "lora", 1, 3, 1.0, ["self_attn.v_proj", "model.embed_tokens"]),
+    "gemma3_full": ("gemma3", "full", 2, 0, 0.0, None),
 }
 
 
@@ -83,6 +94,12 @@ def load_model(folder):
     model.load_state_dict(sd, strict=False)
     if cfg.tie_word_embeddings:
         model.tie_weights()
+    emb = model.model.embed_tokens
+    if hasattr(emb, "embed_scale"):
+        # gemma: transformers builds this bf16 checkpoint's scale in bf16 (sqrt(32) -> 5.65625, as mlx-lm
+        # always rounds it); ctune's loader uses sqrt(hidden) in float32, as transformers does for a
+        # float32 checkpoint. Pinned to the latter so these fixtures test the training engine.
+        emb.embed_scale.fill_(float(np.float32(cfg.hidden_size ** 0.5)))
     return model, cfg
 
 
@@ -108,7 +125,11 @@ class LoRAEmbedding(torch.nn.Module):
         self.a, self.b = torch.nn.Parameter(a), torch.nn.Parameter(b)
 
     def forward(self, ids):
-        return self.base(ids) + self.scale * self.a[ids] @ self.b
+        # transformers' gemma embedding scales inside the module (base(ids) includes it); mlx-lm scales
+        # the sum after the lookup: the same y = (W[ids] + s A[ids] B) * embed_scale
+        y = self.base.weight[ids] + self.scale * self.a[ids] @ self.b
+        es = getattr(self.base, "embed_scale", None)
+        return y * es.to(y.dtype) if es is not None else y
 
     def as_linear(self, h):
         return h @ self.base.weight.T + self.scale * (h @ self.b.T) @ self.a.T
@@ -215,8 +236,9 @@ def make_case(name, folder, kind, num_layers, rank, scale, keys):
         out["init." + k] = v.contiguous()
     for k, p in params.items():
         out["grad." + k] = p.grad.float().contiguous()
-    os.makedirs(OUT, exist_ok=True)
-    save_file(out, os.path.join(OUT, name + ".safetensors"))
+    out_dir = OUT_GEMMA3 if folder == "gemma3" else OUT
+    os.makedirs(out_dir, exist_ok=True)
+    save_file(out, os.path.join(out_dir, name + ".safetensors"))
     print(f"{name}: loss {loss.item():.6f}, {len(params)} gradients")
 
 
@@ -248,9 +270,12 @@ def make_adapter_folder():
 
 
 def main():
+    only = sys.argv[1:]
     for name, spec in CASES.items():
-        make_case(name, *spec)
-    make_adapter_folder()
+        if not only or name in only:
+            make_case(name, *spec)
+    if not only or "llama_adapter" in only:
+        make_adapter_folder()
 
 
 if __name__ == "__main__":

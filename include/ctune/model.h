@@ -74,6 +74,7 @@ typedef struct ct_model_adapters {
 // matching weight must then be dense f32 (ct_tuned_model converts it).
 typedef struct ct_layer_grads {
     float *attn_norm, *ffn_norm; // (C)
+    float *post_attn_norm, *post_ffn_norm; // (C) gemma3's sandwich norms (NULL when the model has none)
     float *q_norm, *k_norm;      // (D)
     float *w[CT_LIN_COUNT];      // (out, in)
     float *bias[CT_LIN_COUNT];   // (out)
@@ -186,7 +187,7 @@ ct_status ct_model_mlp_forward(ct_model *m, int l, const float *h, int64_t N, fl
 // adapters' gradients and m->layer_grads; adapters run in training mode
 // (dropout; module k of a call draws its mask from a seed derived from
 // dropout_seed). The backward stops at the earliest trainable block.
-// Architectures: llama, mistral, qwen2, qwen3 (others: CT_ERR_UNSUPPORTED).
+// Architectures: llama, mistral, qwen2, qwen3, gemma3 (others: CT_ERR_UNSUPPORTED).
 ct_status ct_model_train_loss(ct_model *m, const int32_t *tokens, const float *mask, int B, int W, bool grad,
                               uint64_t dropout_seed, double *loss, int64_t *ntok, ct_error *err);
 // The loss of rows [row0, row0 + n) of a (B*T)-row batch given their logits

@@ -28,9 +28,11 @@ typedef struct block_acts {
     float *q_rstd, *k_rstd; // (N*H), (N*KVH)
     float *q, *k, *v;       // (N, H*D), (N, KVH*D), (N, KVH*D): attention inputs (normed, rotated)
     float *att, *lse;       // (N, H*D) attention output, (B, H, T)
+    float *o_attn, *rstd_pa; // (N, C) o_proj's output before gemma's post_attention_layernorm, (N) (else unused)
     float *x_mid;           // (N, C) residual stream after attention
     float *h2, *rstd2;      // (N, C) mlp-normed, (N)
     float *gate, *up, *act; // (N, I) gate and up projections, act(gate) * up
+    float *o_mlp, *rstd_pf; // (N, C) down_proj's output before gemma's post_feedforward_layernorm, (N) (else unused)
 } block_acts;
 
 struct ct_train_state {
@@ -42,10 +44,12 @@ struct ct_train_state {
     float *hf, *rstd_f;     // (N, C), (N) final norm
     int32_t *ids, *targets; // (N)
     float *mask;            // (N)
-    float *inv_freq;        // (rot_dims/2)
+    float *inv_freq;        // (rot_dims/2) full-attention layers
+    float *inv_freq_local;  // (rot_dims/2) gemma3 sliding layers (their own RoPE base)
     float *logits, *dlogits, *loss; // (HEAD_CHUNK, V) x2, (1)
     float *o;               // (N, C) output of o_proj / down_proj
     float *dres, *dh, *dhf; // (N, C) residual gradient, normed-input gradient, final-norm output gradient
+    float *dpost;           // (N, C) gradient of o_proj's / down_proj's output under a gemma post-norm
     float *datt, *dq, *dq2; // (N, H*D)
     float *dk, *dk2, *dv;   // (N, KVH*D)
     float *dact, *dgate, *dup; // (N, I)
@@ -104,6 +108,12 @@ static ct_status block_set(ct_model *m, block_acts *a, int64_t N, ct_error *err)
     CT_TRY(tbuf(m, N * m->I, f, &a->gate, err));
     CT_TRY(tbuf(m, N * m->I, f, &a->up, err));
     CT_TRY(tbuf(m, N * m->I, f, &a->act, err));
+    if (m->layers[0].post_attn_norm) {
+        CT_TRY(tbuf(m, N * m->C, f, &a->o_attn, err));
+        CT_TRY(tbuf(m, N, f, &a->rstd_pa, err));
+        CT_TRY(tbuf(m, N * m->C, f, &a->o_mlp, err));
+        CT_TRY(tbuf(m, N, f, &a->rstd_pf, err));
+    }
     return CT_OK;
 }
 
@@ -151,6 +161,7 @@ static ct_status alloc_scratch(ct_model *m, int64_t N, ct_error *err) {
     CT_TRY(tbuf(m, N, sizeof(int32_t), &s->targets, err));
     CT_TRY(tbuf(m, N, f, &s->mask, err));
     CT_TRY(tbuf(m, half, f, &s->inv_freq, err));
+    CT_TRY(tbuf(m, half, f, &s->inv_freq_local, err));
     CT_TRY(tbuf(m, (int64_t)HEAD_CHUNK * m->V, f, &s->logits, err));
     CT_TRY(tbuf(m, (int64_t)HEAD_CHUNK * m->V, f, &s->dlogits, err));
     CT_TRY(tbuf(m, 1, f, &s->loss, err));
@@ -158,6 +169,8 @@ static ct_status alloc_scratch(ct_model *m, int64_t N, ct_error *err) {
     CT_TRY(tbuf(m, N * m->C, f, &s->dres, err));
     CT_TRY(tbuf(m, N * m->C, f, &s->dh, err));
     CT_TRY(tbuf(m, N * m->C, f, &s->dhf, err));
+    if (m->layers[0].post_attn_norm)
+        CT_TRY(tbuf(m, N * m->C, f, &s->dpost, err));
     CT_TRY(tbuf(m, N * qd, f, &s->datt, err));
     CT_TRY(tbuf(m, N * qd, f, &s->dq, err));
     CT_TRY(tbuf(m, N * qd, f, &s->dq2, err));
@@ -203,7 +216,7 @@ static bool lin_trainable(const ct_model *m, int l, int id) {
 
 static bool attn_trainable(const ct_model *m, int l) {
     const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
-    if (g && (g->attn_norm || g->q_norm || g->k_norm))
+    if (g && (g->attn_norm || g->q_norm || g->k_norm || g->post_attn_norm))
         return true;
     for (int id = CT_LIN_Q; id <= CT_LIN_O; id++)
         if (lin_trainable(m, l, id))
@@ -213,7 +226,7 @@ static bool attn_trainable(const ct_model *m, int l) {
 
 static bool block_trainable(const ct_model *m, int l) {
     const ct_layer_grads *g = m->layer_grads ? &m->layer_grads[l] : NULL;
-    if (attn_trainable(m, l) || (g && g->ffn_norm))
+    if (attn_trainable(m, l) || (g && (g->ffn_norm || g->post_ffn_norm)))
         return true;
     for (int id = CT_LIN_GATE; id <= CT_LIN_DOWN; id++)
         if (lin_trainable(m, l, id))
@@ -239,13 +252,30 @@ static int first_trainable_block(const ct_model *m) {
 
 typedef struct step {
     int B, T;
-    float rope_scaling;
+    float rope_scaling, rope_scaling_local; // cos/sin factors of full-attention and gemma3 sliding layers
     bool train;
     uint64_t seed;
 } step;
 
+static bool layer_sliding(const ct_model *m, int l) {
+    return m->cfg.layer_attn && m->cfg.layer_attn[l] == CT_ATTN_SLIDING;
+}
+
+typedef struct layer_rope {
+    const float *inv_freq; // (rot_dims/2)
+    float scaling;         // cos/sin factor
+} layer_rope;
+
+// Layer l's RoPE: gemma3's sliding layers have their own (unscaled, local base), as in model_forward.c.
+// (Returned by value: an address-taken local would live on ASan's fake stack in the hot loop.)
+static layer_rope rope_of_layer(const ct_model *m, int l, const step *s) {
+    bool local = layer_sliding(m, l) && m->cfg.arch == CT_ARCH_GEMMA3;
+    return local ? (layer_rope){m->train->inv_freq_local, s->rope_scaling_local}
+                 : (layer_rope){m->train->inv_freq, s->rope_scaling};
+}
+
 static ct_attn_params attn_params(const ct_model *m, int l, const step *s) {
-    bool sliding = m->cfg.layer_attn && m->cfg.layer_attn[l] == CT_ATTN_SLIDING;
+    bool sliding = layer_sliding(m, l);
     return (ct_attn_params){.B = s->B, .T = s->T, .H = m->H, .KVH = m->KVH, .D = m->D, .pos_offset = 0,
                             .kv_stride = s->T, .scale = m->attn_scale,
                             .window = sliding ? (int)m->cfg.sliding_window : 0, .softcap = 0};
@@ -269,18 +299,25 @@ static ct_status block_forward(ct_model *m, int l, const block_acts *a, float *x
         be->rmsnorm_forward(be, a->q, a->q_rstd, a->q_raw, p->q_norm, N * m->H, m->D, eps, off);
         be->rmsnorm_forward(be, a->k, a->k_rstd, a->k_raw, p->k_norm, N * m->KVH, m->D, eps, off);
     }
-    be->rope_forward(be, a->q, a->q, ts->inv_freq, s->rope_scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
-    be->rope_forward(be, a->k, a->k, ts->inv_freq, s->rope_scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
+    layer_rope r = rope_of_layer(m, l, s);
+    be->rope_forward(be, a->q, a->q, r.inv_freq, r.scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_forward(be, a->k, a->k, r.inv_freq, r.scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
     ct_attn_params ap = attn_params(m, l, s);
     be->attention_forward(be, a->att, a->lse, a->q, a->k, a->v, &ap);
-    CT_TRY(model_linear_apply(m, l, CT_LIN_O, ts->o, a->att, N, s->train, s->seed, err));
+    CT_TRY(model_linear_apply(m, l, CT_LIN_O, p->post_attn_norm ? a->o_attn : ts->o, a->att, N, s->train, s->seed,
+                              err));
+    if (p->post_attn_norm)
+        be->rmsnorm_forward(be, ts->o, a->rstd_pa, a->o_attn, p->post_attn_norm, N, m->C, eps, off);
     be->add(be, a->x_mid, a->x_in, ts->o, N * m->C);
 
     be->rmsnorm_forward(be, a->h2, a->rstd2, a->x_mid, p->ffn_norm, N, m->C, eps, off);
     CT_TRY(model_linear_apply(m, l, CT_LIN_GATE, a->gate, a->h2, N, s->train, s->seed, err));
     CT_TRY(model_linear_apply(m, l, CT_LIN_UP, a->up, a->h2, N, s->train, s->seed, err));
     be->glu_forward(be, a->act, a->gate, a->up, N * m->I, m->act);
-    CT_TRY(model_linear_apply(m, l, CT_LIN_DOWN, ts->o, a->act, N, s->train, s->seed, err));
+    CT_TRY(model_linear_apply(m, l, CT_LIN_DOWN, p->post_ffn_norm ? a->o_mlp : ts->o, a->act, N, s->train, s->seed,
+                              err));
+    if (p->post_ffn_norm)
+        be->rmsnorm_forward(be, ts->o, a->rstd_pf, a->o_mlp, p->post_ffn_norm, N, m->C, eps, off);
     be->add(be, x_out, a->x_mid, ts->o, N * m->C);
     return CT_OK;
 }
@@ -293,6 +330,18 @@ static float *block_output(const ct_train_state *ts, const ct_model *m, int l) {
 
 static void zero(ct_model *m, float *p, int64_t n) { m->be->zero(m->be, p, (size_t)n * sizeof(float)); }
 
+// d y (N, C) of a branch output y = norm(o) (gemma's post-norm; weight NULL = none) -> d o: ts->dpost, or
+// dout itself without a post-norm. The norm weight's gradient dw (may be NULL) +=.
+static const float *post_norm_backward(ct_model *m, float *dw, const float *dout, const float *o, const float *weight,
+                                       const float *rstd, int64_t N) {
+    if (!weight)
+        return dout;
+    ct_train_state *ts = m->train;
+    zero(m, ts->dpost, N * m->C);
+    m->be->rmsnorm_backward(m->be, ts->dpost, dw, dout, o, weight, rstd, N, m->C, m->norm_offset);
+    return ts->dpost;
+}
+
 // ts->dres (N, C): d x_out on entry, d x_in on exit (when need_dx). Parameter gradients +=.
 static void block_backward(ct_model *m, int l, const block_acts *a, const step *s, bool need_dx) {
     ct_backend *be = m->be;
@@ -303,9 +352,11 @@ static void block_backward(ct_model *m, int l, const block_acts *a, const step *
     float off = m->norm_offset;
     bool attn = need_dx || attn_trainable(m, l);
 
-    // mlp: x_out = x_mid + down(act(gate(h2)) * up(h2)), h2 = norm(x_mid)
+    // mlp: x_out = x_mid + post_norm(down(act(gate(h2)) * up(h2))), h2 = norm(x_mid)
+    const float *dmlp = post_norm_backward(m, g ? g->post_ffn_norm : NULL, ts->dres, a->o_mlp, p->post_ffn_norm,
+                                           a->rstd_pf, N);
     zero(m, ts->dact, N * m->I);
-    model_linear_backward(m, l, CT_LIN_DOWN, ts->dact, ts->dres, a->act, N);
+    model_linear_backward(m, l, CT_LIN_DOWN, ts->dact, dmlp, a->act, N);
     zero(m, ts->dgate, N * m->I);
     zero(m, ts->dup, N * m->I);
     be->glu_backward(be, ts->dgate, ts->dup, ts->dact, a->gate, a->up, N * m->I, m->act);
@@ -317,9 +368,11 @@ static void block_backward(ct_model *m, int l, const block_acts *a, const step *
     if (!attn)
         return;
 
-    // attention: x_mid = x_in + o(attn(rope(norm(q(h1))), rope(norm(k(h1))), v(h1))), h1 = norm(x_in)
+    // attention: x_mid = x_in + post_norm(o(attn(rope(norm(q(h1))), rope(norm(k(h1))), v(h1)))), h1 = norm(x_in)
+    const float *dattn = post_norm_backward(m, g ? g->post_attn_norm : NULL, ts->dres, a->o_attn, p->post_attn_norm,
+                                            a->rstd_pa, N);
     zero(m, ts->datt, N * qd);
-    model_linear_backward(m, l, CT_LIN_O, ts->datt, ts->dres, a->att, N);
+    model_linear_backward(m, l, CT_LIN_O, ts->datt, dattn, a->att, N);
     zero(m, ts->dq, N * qd);
     zero(m, ts->dk, N * kvd);
     zero(m, ts->dv, N * kvd);
@@ -327,9 +380,9 @@ static void block_backward(ct_model *m, int l, const block_acts *a, const step *
     be->attention_backward(be, ts->dq, ts->dk, ts->dv, ts->datt, a->q, a->k, a->v, a->att, a->lse, &ap);
     zero(m, ts->dq2, N * qd);
     zero(m, ts->dk2, N * kvd);
-    be->rope_backward(be, ts->dq2, ts->dq, ts->inv_freq, s->rope_scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
-    be->rope_backward(be, ts->dk2, ts->dk, ts->inv_freq, s->rope_scaling, s->B, s->T, m->KVH, m->D, m->rot_dims,
-                      0);
+    layer_rope r = rope_of_layer(m, l, s);
+    be->rope_backward(be, ts->dq2, ts->dq, r.inv_freq, r.scaling, s->B, s->T, m->H, m->D, m->rot_dims, 0);
+    be->rope_backward(be, ts->dk2, ts->dk, r.inv_freq, r.scaling, s->B, s->T, m->KVH, m->D, m->rot_dims, 0);
     float *dq = ts->dq2, *dk = ts->dk2;
     if (p->q_norm) {
         zero(m, ts->dq, N * qd);
@@ -400,8 +453,9 @@ static ct_status head_chunks(ct_model *m, const float *skip, int64_t N, const st
 
 static ct_status check_trainable_arch(const ct_model *m, ct_error *err) {
     ct_arch a = m->cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "training %s models is not supported yet (llama, mistral, qwen2, qwen3)",
+    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3 && a != CT_ARCH_GEMMA3)
+        return ct_fail(err, CT_ERR_UNSUPPORTED,
+                       "training %s models is not supported yet (llama, mistral, qwen2, qwen3, gemma3)",
                        ct_arch_name(a));
     return CT_OK;
 }
@@ -472,6 +526,8 @@ static ct_status train_run(ct_model *m, const int32_t *ids, int B, int T, bool g
     step s = {.B = B, .T = T, .train = grad, .seed = seed};
     int64_t N = (int64_t)B * T;
     CT_TRY(model_rope_upload(m, T, false, m->train->inv_freq, &s.rope_scaling, err));
+    if (m->cfg.arch == CT_ARCH_GEMMA3)
+        CT_TRY(model_rope_upload(m, T, true, m->train->inv_freq_local, &s.rope_scaling_local, err));
     CT_TRY(upload_ids(m, ids, B, T, err));
     CT_TRY(train_forward(m, &s, err));
     bool need_dh = first < m->L || embed_trainable(m) || (m->extra_grads && m->extra_grads->final_norm);

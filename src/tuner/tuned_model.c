@@ -25,7 +25,7 @@ typedef struct tparam {
 // Full fine-tuning: what a block had before it got trainable copies.
 typedef struct saved_block {
     ct_linear lin[CT_LIN_COUNT];
-    float *attn_norm, *ffn_norm, *q_norm, *k_norm;
+    float *attn_norm, *ffn_norm, *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
 } saved_block;
 
 struct ct_tuned_model {
@@ -106,7 +106,7 @@ static int64_t model_total(const ct_tuned_model *t) {
         n += ct_module_param_count(&t->mods[i]);
     n += m->C; // final norm
     for (int l = 0; l < m->L; l++)
-        n += 2 * (int64_t)m->C + (m->layers[l].q_norm ? 2 * (int64_t)m->D : 0);
+        n += (m->layers[l].post_attn_norm ? 4 : 2) * (int64_t)m->C + (m->layers[l].q_norm ? 2 * (int64_t)m->D : 0);
     return n;
 }
 
@@ -317,12 +317,22 @@ static ct_status trainable_block(ct_tuned_model *t, int l, const int32_t *iota, 
     char name[256];
     memcpy(s->lin, p->lin, sizeof s->lin);
     s->attn_norm = p->attn_norm, s->ffn_norm = p->ffn_norm, s->q_norm = p->q_norm, s->k_norm = p->k_norm;
+    s->post_attn_norm = p->post_attn_norm, s->post_ffn_norm = p->post_ffn_norm;
     for (int id = 0; id < CT_LIN_COUNT; id++)
         CT_TRY(trainable_linear(t, l, id, iota, err));
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
     CT_TRY(trainable_vector(t, name, &p->attn_norm, m->C, &g->attn_norm, err));
-    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-    CT_TRY(trainable_vector(t, name, &p->ffn_norm, m->C, &g->ffn_norm, err));
+    if (p->post_attn_norm) { // gemma's sandwich: post_attention_layernorm follows o_proj
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        CT_TRY(trainable_vector(t, name, &p->post_attn_norm, m->C, &g->post_attn_norm, err));
+        snprintf(name, sizeof name, "model.layers.%d.pre_feedforward_layernorm.weight", l);
+        CT_TRY(trainable_vector(t, name, &p->ffn_norm, m->C, &g->ffn_norm, err));
+        snprintf(name, sizeof name, "model.layers.%d.post_feedforward_layernorm.weight", l);
+        CT_TRY(trainable_vector(t, name, &p->post_ffn_norm, m->C, &g->post_ffn_norm, err));
+    } else {
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        CT_TRY(trainable_vector(t, name, &p->ffn_norm, m->C, &g->ffn_norm, err));
+    }
     if (p->q_norm) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
         CT_TRY(trainable_vector(t, name, &p->q_norm, m->D, &g->q_norm, err));
@@ -368,6 +378,7 @@ static void restore_full(ct_tuned_model *t) {
         ct_layer_params *p = &m->layers[l];
         memcpy(p->lin, s->lin, sizeof p->lin);
         p->attn_norm = s->attn_norm, p->ffn_norm = s->ffn_norm, p->q_norm = s->q_norm, p->k_norm = s->k_norm;
+        p->post_attn_norm = s->post_attn_norm, p->post_ffn_norm = s->post_ffn_norm;
     }
 }
 
@@ -476,9 +487,14 @@ ct_status ct_tuned_model_create(ct_tuned_model **out, ct_model *m, const ct_tune
     if (!full && strcmp(ft, "lora") && strcmp(ft, "dora"))
         return ct_fail(err, CT_ERR_INVALID, "fine_tune_type \"%s\": expected lora, dora or full", ft);
     ct_arch a = m->cfg.arch;
-    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3)
-        return ct_fail(err, CT_ERR_UNSUPPORTED, "training %s models is not supported yet (llama, mistral, qwen2, qwen3)",
+    if (a != CT_ARCH_LLAMA && a != CT_ARCH_MISTRAL && a != CT_ARCH_QWEN2 && a != CT_ARCH_QWEN3 && a != CT_ARCH_GEMMA3)
+        return ct_fail(err, CT_ERR_UNSUPPORTED,
+                       "training %s models is not supported yet (llama, mistral, qwen2, qwen3, gemma3)",
                        ct_arch_name(a));
+    // mlx-lm names the wrapper's tensors language_model.model.layers.N...; ours would not load there.
+    if (!strcmp(m->cfg.model_type, "gemma3"))
+        return ct_fail(err, CT_ERR_UNSUPPORTED, "training the gemma3 multimodal wrapper (model_type gemma3) is not "
+                       "supported yet: its adapters would be named language_model.*; train a gemma3_text model");
     ct_adapter_config acfg = {.type = !strcmp(ft, "dora") ? CT_ADAPTER_DORA : CT_ADAPTER_LORA,
                               .num_layers = cfg->num_layers, .rank = cfg->rank, .scale = (float)cfg->scale,
                               .dropout = (float)cfg->dropout, .n_keys = cfg->n_keys, .keys = cfg->keys};

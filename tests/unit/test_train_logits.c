@@ -1,6 +1,8 @@
 // ct_model_train_logits (model.h) on the tiny chat model (tied embedding, f32):
 // a distillation loss on the logits with every block parameter, the
-// embedding and the final norm trainable, checked by finite differences;
+// embedding and the final norm trainable, checked by finite differences (the
+// same on the tiny gemma3 chat model: (1 + w) norms, the sandwich post-norms,
+// q/k norms, a sliding layer with its own RoPE, the scaled embedding);
 // and the masked cross-entropy written as a logits loss gives
 // ct_model_train_loss's loss and gradients. CPU backend: device = host.
 #include <stdlib.h>
@@ -34,6 +36,14 @@ static int64_t layout(setup *s, float *buf) {
     for (int l = 0; l < m->L; l++) {
         carve(&s->lg[l].attn_norm, buf, &off, m->C);
         carve(&s->lg[l].ffn_norm, buf, &off, m->C);
+        if (m->layers[l].post_attn_norm) {
+            carve(&s->lg[l].post_attn_norm, buf, &off, m->C);
+            carve(&s->lg[l].post_ffn_norm, buf, &off, m->C);
+        }
+        if (m->layers[l].q_norm) {
+            carve(&s->lg[l].q_norm, buf, &off, m->D);
+            carve(&s->lg[l].k_norm, buf, &off, m->D);
+        }
         for (int id = 0; id < CT_LIN_COUNT; id++)
             carve(&s->lg[l].w[id], buf, &off, m->layers[l].lin[id].w.rows * m->layers[l].lin[id].w.cols);
     }
@@ -42,10 +52,10 @@ static int64_t layout(setup *s, float *buf) {
     return off;
 }
 
-static bool setup_open(setup *s, bool extra) {
+static bool setup_open(setup *s, const char *model, bool extra) {
     ct_error err = {0};
     memset(s, 0, sizeof *s);
-    if (ct_backend_cpu_create(&s->be, &err) != CT_OK || ct_model_load(&s->m, ct_test_fixture("chat_model"), s->be,
+    if (ct_backend_cpu_create(&s->be, &err) != CT_OK || ct_model_load(&s->m, ct_test_fixture(model), s->be,
                                                                       &err) != CT_OK)
         return false;
     s->lg = calloc((size_t)s->m.L, sizeof *s->lg);
@@ -108,22 +118,29 @@ static void check_fd(setup *s, kl_ctx *c, const int32_t *ids, float *param, cons
     CHECK(grad[best] != 0.0f);
 }
 
+// Fixed teacher logits (B*T, V) and row weights (B*T) (one row unweighted) of a KL loss; the caller frees teacher.
+static kl_ctx kl_setup(setup *s, float **teacher, float *weight) {
+    int V = s->m.V;
+    *teacher = malloc(sizeof(float) * B * T * (size_t)V);
+    uint64_t r = 99;
+    for (int64_t i = 0; *teacher && i < (int64_t)B * T * V; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        (*teacher)[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 6.0 - 3.0);
+    }
+    for (int i = 0; i < B * T; i++)
+        weight[i] = i == 3 ? 0.0f : 1.0f / (B * T - 1);
+    return (kl_ctx){.teacher = *teacher, .weight = weight, .V = V};
+}
+
 TEST(train_logits_kl_finite_differences) {
     setup s;
-    CHECK(setup_open(&s, true));
+    CHECK(setup_open(&s, "chat_model", true));
     ct_model *m = &s.m;
     int V = m->V;
     int32_t ids[B * T];
     fill_ids(ids, B * T, V);
-    float *teacher = malloc(sizeof(float) * B * T * (size_t)V), weight[B * T];
-    uint64_t r = 99;
-    for (int64_t i = 0; i < (int64_t)B * T * V; i++) {
-        r = r * 6364136223846793005ull + 1442695040888963407ull;
-        teacher[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 6.0 - 3.0);
-    }
-    for (int i = 0; i < B * T; i++)
-        weight[i] = i == 3 ? 0.0f : 1.0f / (B * T - 1);
-    kl_ctx c = {.teacher = teacher, .weight = weight, .V = V};
+    float *teacher, weight[B * T];
+    kl_ctx c = kl_setup(&s, &teacher, weight);
     ct_error err = {0};
     CHECK_OK(ct_distill_loss_init(&c.loss, s.be, 2.0f, false, 0, &err), &err);
     double loss;
@@ -141,6 +158,51 @@ TEST(train_logits_kl_finite_differences) {
     // an embedding row used only by the lookup (id 11 is the first input) and one used only by the head
     check_fd(&s, &c, ids, (float *)m->embed.data + 11 * m->C, s.xg.embed + 11 * m->C, m->C, "embed row 11");
     check_fd(&s, &c, ids, (float *)m->embed.data + 5 * m->C, s.xg.embed + 5 * m->C, m->C, "embed row 5");
+    ct_distill_loss_free(&c.loss);
+    free(teacher);
+    setup_close(&s);
+}
+
+// gemma3: layer 0 slides (local RoPE base), layer 1 attends fully; each has
+// four (1 + w) norms and q/k norms.
+TEST(train_logits_gemma3_finite_differences) {
+    setup s;
+    CHECK(setup_open(&s, "gemma_chat_model", true));
+    ct_model *m = &s.m;
+    CHECK(m->cfg.arch == CT_ARCH_GEMMA3 && m->layers[0].post_attn_norm && m->layers[0].q_norm);
+    CHECK(m->layers[0].lin[CT_LIN_Q].w.dtype == CT_F32); // the linears are perturbed in place
+    int32_t ids[B * T];
+    fill_ids(ids, B * T, m->V);
+    float *teacher, weight[B * T];
+    kl_ctx c = kl_setup(&s, &teacher, weight);
+    ct_error err = {0};
+    CHECK_OK(ct_distill_loss_init(&c.loss, s.be, 2.0f, false, 0, &err), &err);
+    double loss;
+    CHECK_OK(ct_model_train_logits(m, ids, B, T, true, kl_chunk, &c, &loss, &err), &err);
+    CHECK(loss > 0);
+    for (int l = 0; l < m->L; l++) {
+        const ct_layer_params *p = &m->layers[l];
+        const ct_layer_grads *g = &s.lg[l];
+        char what[64];
+        const char *names[] = {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                               "post_feedforward_layernorm", "q_norm", "k_norm", "q_proj", "k_proj", "o_proj",
+                               "down_proj"};
+        float *params[] = {p->attn_norm, p->post_attn_norm, p->ffn_norm, p->post_ffn_norm, p->q_norm, p->k_norm,
+                           (float *)p->lin[CT_LIN_Q].w.data, (float *)p->lin[CT_LIN_K].w.data,
+                           (float *)p->lin[CT_LIN_O].w.data, (float *)p->lin[CT_LIN_DOWN].w.data};
+        float *grads[] = {g->attn_norm, g->post_attn_norm, g->ffn_norm, g->post_ffn_norm, g->q_norm, g->k_norm,
+                          g->w[CT_LIN_Q], g->w[CT_LIN_K], g->w[CT_LIN_O], g->w[CT_LIN_DOWN]};
+        int64_t sizes[] = {m->C, m->C, m->C, m->C, m->D, m->D, p->lin[CT_LIN_Q].w.rows * p->lin[CT_LIN_Q].w.cols,
+                           p->lin[CT_LIN_K].w.rows * p->lin[CT_LIN_K].w.cols,
+                           p->lin[CT_LIN_O].w.rows * p->lin[CT_LIN_O].w.cols,
+                           p->lin[CT_LIN_DOWN].w.rows * p->lin[CT_LIN_DOWN].w.cols};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            snprintf(what, sizeof what, "layers.%d.%s", l, names[i]);
+            check_fd(&s, &c, ids, params[i], grads[i], sizes[i], what);
+        }
+    }
+    check_fd(&s, &c, ids, (float *)m->embed.data, s.xg.embed, (int64_t)m->V * m->C, "embed_tokens");
+    check_fd(&s, &c, ids, m->final_norm, s.xg.final_norm, m->C, "norm");
     ct_distill_loss_free(&c.loss);
     free(teacher);
     setup_close(&s);
@@ -174,7 +236,7 @@ static ct_status ce_chunk(void *ctx, int64_t row0, int64_t n, const float *logit
 
 TEST(train_logits_cross_entropy_equals_train_loss) {
     setup s;
-    CHECK(setup_open(&s, false));
+    CHECK(setup_open(&s, "chat_model", false));
     int V = s.m.V, W = T + 1;
     int32_t tokens[B * (T + 1)], ids[B * T], targets[B * T];
     float mask[B * T];
@@ -208,7 +270,7 @@ TEST(train_logits_cross_entropy_equals_train_loss) {
 
 TEST(train_logits_errors) {
     setup s;
-    CHECK(setup_open(&s, true));
+    CHECK(setup_open(&s, "chat_model", true));
     int32_t ids[2] = {1, 100000};
     ce_ctx c = {0};
     double loss;

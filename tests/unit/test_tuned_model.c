@@ -2,8 +2,10 @@
 // (tests/fixtures/train, made by tools/make_train_fixtures.py): loss and every
 // trainable gradient within 1e-4 relative (max|a-b| / max|b|), for LoRA on the
 // seven projections (llama f32, qwen3 bf16, a 4-bit MLX-quantized llama),
-// LoRA on lm_head and on a tied embedding, DoRA, and full fine-tuning; the
-// same with gradient checkpointing; a short Adam run; weights files; adapters
+// LoRA on lm_head and on a tied embedding, DoRA, and full fine-tuning; gemma3
+// (sliding + full layers, sandwich norms; tests/fixtures/train_gemma3): LoRA on
+// every projection, LoRA on the scaled tied embedding, full fine-tuning of
+// both layers (four norms, q/k norms); the same with gradient checkpointing; a short Adam run; weights files; adapters
 // applied for inference agree with the training forward.
 #include <stdlib.h>
 
@@ -17,17 +19,21 @@ typedef struct train_case {
     double scale;
     const char *keys[2];
     int n_keys;
+    const char *dir; // fixture folder (NULL: "train")
 } train_case;
 
 static const train_case CASES[] = {
-    {"llama_lora", "llama_default", "lora", -1, 4, 2.0, {0}, 0},
-    {"llama_lora_head", "llama_default", "lora", 1, 2, 1.5, {"mlp.down_proj", "lm_head"}, 2},
-    {"qwen2_dora", "qwen2", "dora", -1, 4, 2.0, {0}, 0},
-    {"qwen2_lora_embed", "qwen2", "lora", 1, 3, 1.0, {"self_attn.v_proj", "model.embed_tokens"}, 2},
-    {"qwen3_lora", "qwen3", "lora", -1, 4, 2.0, {0}, 0},
-    {"q4_lora", "mlx_q4_g32", "lora", -1, 4, 2.0, {0}, 0},
-    {"qwen3_full", "qwen3", "full", 1, 0, 0.0, {0}, 0},
-    {"qwen2_full", "qwen2", "full", 1, 0, 0.0, {0}, 0},
+    {"llama_lora", "llama_default", "lora", -1, 4, 2.0, {0}, 0, NULL},
+    {"llama_lora_head", "llama_default", "lora", 1, 2, 1.5, {"mlp.down_proj", "lm_head"}, 2, NULL},
+    {"qwen2_dora", "qwen2", "dora", -1, 4, 2.0, {0}, 0, NULL},
+    {"qwen2_lora_embed", "qwen2", "lora", 1, 3, 1.0, {"self_attn.v_proj", "model.embed_tokens"}, 2, NULL},
+    {"qwen3_lora", "qwen3", "lora", -1, 4, 2.0, {0}, 0, NULL},
+    {"q4_lora", "mlx_q4_g32", "lora", -1, 4, 2.0, {0}, 0, NULL},
+    {"qwen3_full", "qwen3", "full", 1, 0, 0.0, {0}, 0, NULL},
+    {"qwen2_full", "qwen2", "full", 1, 0, 0.0, {0}, 0, NULL},
+    {"gemma3_lora", "gemma3", "lora", -1, 4, 2.0, {0}, 0, "train_gemma3"},
+    {"gemma3_lora_embed", "gemma3", "lora", 1, 3, 1.0, {"self_attn.v_proj", "model.embed_tokens"}, 2, "train_gemma3"},
+    {"gemma3_full", "gemma3", "full", 2, 0, 0.0, {0}, 0, "train_gemma3"},
 };
 
 typedef struct run {
@@ -66,7 +72,7 @@ static int64_t numel(const ct_optim_param *p) { return p->ndim == 2 ? p->rows * 
 static ct_status run_open(run *r, const train_case *c, bool ckpt, ct_error *err) {
     memset(r, 0, sizeof *r);
     char path[512];
-    snprintf(path, sizeof path, "%s/%s.safetensors", ct_test_fixture("train"), c->name);
+    snprintf(path, sizeof path, "%s/%s.safetensors", ct_test_fixture(c->dir ? c->dir : "train"), c->name);
     CT_TRY(ct_safetensors_open(&r->fx, path, err));
     CT_TRY(ct_backend_cpu_create(&r->be, err));
     snprintf(path, sizeof path, "%s/%s", ct_test_fixture("models"), c->model);
@@ -179,6 +185,28 @@ TEST(train_tolerance_catches_small_perturbation) {
         int n;
         char worst[256];
         e = grad_error(&r, "llama_lora", &n, worst, sizeof worst);
+    }
+    run_close(&r);
+    CHECK_MSG(st == CT_OK && k >= 0, "%s", err.msg);
+    CHECK_MSG(e > 1e-4, "perturbed gradient error %.3g should exceed 1e-4", e);
+}
+
+// The same for gemma3's sandwich norms: 0.01 added to one weight of a post
+// norm ((1 + w) ~ 1, so a 1% change) moves the gradients past 1e-4.
+TEST(train_tolerance_catches_gemma3_post_norm_perturbation) {
+    const train_case *c = &CASES[sizeof CASES / sizeof *CASES - 1];
+    run r;
+    ct_error err = {0};
+    ct_status st = run_open(&r, c, false, &err);
+    int k = st == CT_OK ? param_index(&r.tg, "model.layers.0.post_attention_layernorm.weight") : -1;
+    double loss, e = 0;
+    int64_t ntok;
+    if (k >= 0) {
+        r.tg.params[k].w[0] += 0.01f;
+        st = r.tg.loss(r.tg.ctx, &r.b, true, 0, &loss, &ntok, &err);
+        int n;
+        char worst[256];
+        e = grad_error(&r, c->name, &n, worst, sizeof worst);
     }
     run_close(&r);
     CHECK_MSG(st == CT_OK && k >= 0, "%s", err.msg);
@@ -307,6 +335,37 @@ TEST(train_config_errors) {
     CHECK_FAILS(ct_tuned_model_create(&t, &r.m, &nokey, &err), &err, "nope_proj");
     CHECK(r.m.adapters == NULL && r.m.layer_grads == NULL);
     run_close(&r);
+    // gemma2 (attention and final logit soft-capping in the forward) does not train yet
+    ct_backend *be = NULL;
+    ct_model g2 = {0};
+    CHECK_OK(ct_backend_cpu_create(&be, &err), &err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/gemma2", ct_test_fixture("models"));
+    CHECK_OK(ct_model_load(&g2, path, be, &err), &err);
+    ct_tune_config lora = {.fine_tune_type = "lora", .num_layers = -1, .rank = 4, .scale = 1};
+    CHECK_FAILS(ct_tuned_model_create(&t, &g2, &lora, &err), &err, "training gemma2 models is not supported yet");
+    ct_model_free(&g2);
+    // the gemma3 multimodal wrapper (its text_config: the tiny gemma3's weights) loads but does not train
+    char cmd[1200];
+    snprintf(path, sizeof path, "%s/gemma3_wrapper", ct_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/gemma3/model.safetensors %s/", path, ct_test_fixture("models"),
+             path);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/config.json", path);
+    FILE *f = fopen(cmd, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": \"gemma3_text\", "
+              "\"hidden_size\": 32, \"intermediate_size\": 64, \"num_hidden_layers\": 2, "
+              "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 8, "
+              "\"query_pre_attn_scalar\": 8, \"vocab_size\": 128, \"sliding_window\": 4, "
+              "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}}", f);
+        fclose(f);
+    }
+    CHECK_OK(ct_model_load(&g2, path, be, &err), &err);
+    CHECK_FAILS(ct_tuned_model_create(&t, &g2, &lora, &err), &err, "language_model");
+    ct_model_free(&g2);
+    ct_backend_destroy(be);
 }
 
 // Adapters applied from a folder: the inference forward (sequence NLL) equals
