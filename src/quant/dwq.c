@@ -207,6 +207,10 @@ static void list_params(dq_job *j) {
         add_vector(j, p->attn_norm, &g->attn_norm, m->C, path, &off);
         snprintf(path, sizeof path, "model.layers.%d.%s", l, quant_ffn_norm_name(m));
         add_vector(j, p->ffn_norm, &g->ffn_norm, m->C, path, &off);
+        snprintf(path, sizeof path, "model.layers.%d.post_attention_layernorm", l); // gemma's sandwich norms
+        add_vector(j, p->post_attn_norm, &g->post_attn_norm, m->C, path, &off);
+        snprintf(path, sizeof path, "model.layers.%d.post_feedforward_layernorm", l);
+        add_vector(j, p->post_ffn_norm, &g->post_ffn_norm, m->C, path, &off);
         snprintf(path, sizeof path, "model.layers.%d.self_attn.q_norm", l);
         add_vector(j, p->q_norm, &g->q_norm, m->D, path, &off);
         snprintf(path, sizeof path, "model.layers.%d.self_attn.k_norm", l);
@@ -239,7 +243,7 @@ static void refresh_all(dq_job *j) {
 // Masters from the student's stored scales/biases and norms; dense slots and gradients wired into the model.
 static ct_status setup_params(dq_job *j, ct_error *err) {
     ct_model *m = &j->student;
-    int max_mods = m->L * CT_LIN_COUNT + 2, max_vecs = 4 * m->L + 1;
+    int max_mods = m->L * CT_LIN_COUNT + 2, max_vecs = 6 * m->L + 1;
     j->mods = calloc((size_t)max_mods, sizeof *j->mods);
     j->vecs = calloc((size_t)max_vecs, sizeof *j->vecs);
     j->lg = calloc((size_t)m->L, sizeof *j->lg);
