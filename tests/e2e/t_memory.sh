@@ -7,7 +7,12 @@
 #
 # Under ASan (a binary path with "asan") the run is shorter and the allocator
 # quarantine is off, so that freed memory is reused as in the normal build;
-# LeakSanitizer checks the leaks there. One thread: OpenMP threads on a busy
+# LeakSanitizer checks the leaks there. ASan records a stack trace per malloc
+# in a store that never shrinks; its fast frame-pointer unwinder picks up
+# garbage frames through code without frame pointers, so every such trace is
+# "new" and that store grew by ~1 MB over the run with a flat heap
+# (__sanitizer_get_current_allocated_bytes constant): the slow unwinder
+# (fast_unwind_on_malloc=0) keeps the measurement about our memory. One thread: OpenMP threads on a busy
 # machine make a tiny model hundreds of times slower.
 MEM="$TMP/memory"
 mkdir -p "$MEM/data"
@@ -21,7 +26,7 @@ case "$CTUNE" in *asan*) MEM_ITERS=1500 ;; esac
 
 # Runs the training, sampling VmRSS every 50 ms; prints "early_kb late_kb".
 mem_profile() {
-    OMP_NUM_THREADS=1 ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0" \
+    OMP_NUM_THREADS=1 ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0:fast_unwind_on_malloc=0" \
         "$CTUNE" lora --model tests/fixtures/chat_model --data "$MEM/data" --train --iters $MEM_ITERS --batch-size 2 \
         --steps-per-report $((MEM_ITERS / 50)) --steps-per-eval $((MEM_ITERS / 6)) --val-batches 2 \
         --save-every $((MEM_ITERS / 3)) --adapter-path "$MEM/ad" >"$MEM/log" 2>&1 &
