@@ -43,3 +43,10 @@ expect_out "gemma3: --test with the full fine-tuned weights" "Test loss " "$CTUN
     --adapter-path "$TMP/gemma-full"
 expect_out "gemma3: generate with the trained adapters" "Generation:" "$CTUNE" generate --model $GM \
     --adapter-path "$TMP/gemma-lora" --prompt "count 3" --max-tokens 4
+# fuse: the LoRA folded into the gemma3 weights generates what the adapters do.
+expect_ok "gemma3: fuse the LoRA adapters" "$CTUNE" fuse --model $GM --adapter-path "$TMP/gemma-lora" \
+    --save-path "$TMP/gemma-fused"
+a=$("$CTUNE" generate --model $GM --adapter-path "$TMP/gemma-lora" --prompt-ids 1,5,9 --max-tokens 8 --print-ids 2>&1 | grep '^ids:')
+b=$("$CTUNE" generate --model "$TMP/gemma-fused" --prompt-ids 1,5,9 --max-tokens 8 --print-ids 2>&1 | grep '^ids:')
+[ -n "$a" ] && [ "$a" = "$b" ] && _record 1 "gemma3: fused model = model + adapters ($a)" \
+    || _record 0 "gemma3: fused model = model + adapters" "adapters '$a', fused '$b'"
