@@ -35,6 +35,27 @@ int quant_parse_long(const char *flag, const char *v, long min, long *out) {
     return 0;
 }
 
+int quant_common_flag(const quant_common_flags *f, const char *a, const char *v, bool *matched) {
+    *matched = true;
+    if (!strcmp(a, "--model") || !strcmp(a, "-m"))
+        *f->model = v;
+    else if (!strcmp(a, "--mlx-path"))
+        *f->mlx_path = v;
+    else if (!strcmp(a, "--data"))
+        f->calib->data = v;
+    else if (!strcmp(a, "--dtype"))
+        *f->dtype = v;
+    else if (!strcmp(a, "--seed")) {
+        long n;
+        int rc = quant_parse_long(a, v, 0, &n);
+        if (!rc)
+            f->calib->seed = (uint64_t)n;
+        return rc;
+    } else
+        *matched = false;
+    return 0;
+}
+
 int quant_int_flags(const quant_int_flag *flags, size_t n, const char *a, const char *v, bool *matched) {
     *matched = false;
     for (size_t i = 0; i < n; i++) {

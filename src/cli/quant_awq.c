@@ -10,7 +10,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune quant awq --model M --data D [--mlx-path OUT] [options]\n"
-               "  --model M                 dense Hugging Face / MLX folder (llama, mistral, qwen2, qwen3)\n"
+               "  --model, -m M             dense Hugging Face / MLX folder (llama, mistral, qwen2, qwen3, gemma3)\n"
                "  --mlx-path OUT            output folder, must not exist (default mlx_model)\n"
                "  --data D                  calibration data: a text file, a .jsonl file or a dataset folder\n"
                "  --bits B                  bits of the layer linears (default 4)\n"
@@ -55,24 +55,12 @@ static int parse_args(int argc, char **argv, ct_awq_opts *o) {
         const char *v = argv[++i];
         bool matched;
         int rc = int_flag(a, v, o, &matched);
+        if (!rc && !matched)
+            rc = quant_common_flag(&(quant_common_flags){&o->model, &o->mlx_path, &o->dtype, &o->calib}, a, v,
+                                   &matched);
         if (rc)
             return rc;
-        if (matched)
-            continue;
-        if (!strcmp(a, "--model") || !strcmp(a, "-m"))
-            o->model = v;
-        else if (!strcmp(a, "--mlx-path"))
-            o->mlx_path = v;
-        else if (!strcmp(a, "--data"))
-            o->calib.data = v;
-        else if (!strcmp(a, "--dtype"))
-            o->dtype = v;
-        else if (!strcmp(a, "--seed")) {
-            long n;
-            if ((rc = quant_parse_long(a, v, 0, &n)))
-                return rc;
-            o->calib.seed = (uint64_t)n;
-        } else
+        if (!matched)
             return cli_usage_error("quant", "unknown option '%s'", a);
     }
     if (!o->model)

@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune quant dwq --model TEACHER --data D [--mlx-path OUT] [options]\n"
-               "  --model M                 the dense teacher (llama, mistral, qwen2, qwen3)\n"
+               "  --model, -m M             the dense teacher (llama, mistral, qwen2, qwen3, gemma3)\n"
                "  --quantized-model Q       an MLX-quantized student (default: RTN of the teacher)\n"
                "  --mlx-path OUT            output folder, must not exist (default mlx_model)\n"
                "  --data D                  calibration data: a text file, a .jsonl file or a dataset folder\n"
@@ -55,28 +55,16 @@ static int string_or_float_flag(const char *a, const char *v, ct_dwq_opts *o, bo
     *matched = true;
     double x;
     int rc = 0;
-    if (!strcmp(a, "--model"))
-        o->model = v;
-    else if (!strcmp(a, "--quantized-model"))
+    if (!strcmp(a, "--quantized-model"))
         o->quantized_model = v;
-    else if (!strcmp(a, "--mlx-path"))
-        o->mlx_path = v;
-    else if (!strcmp(a, "--data"))
-        o->calib.data = v;
-    else if (!strcmp(a, "--dtype"))
-        o->dtype = v;
     else if (!strcmp(a, "--learning-rate")) {
         if (!(rc = positive(a, v, &x)))
             o->learning_rate = x;
     } else if (!strcmp(a, "--temperature")) {
         if (!(rc = positive(a, v, &x)))
             o->temperature = (float)x;
-    } else if (!strcmp(a, "--seed")) {
-        long n;
-        if (!(rc = quant_parse_long(a, v, 0, &n)))
-            o->calib.seed = (uint64_t)n;
     } else
-        *matched = false;
+        return quant_common_flag(&(quant_common_flags){&o->model, &o->mlx_path, &o->dtype, &o->calib}, a, v, matched);
     return rc;
 }
 

@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctune quant dynamic --model M --data D [--mlx-path OUT] [options]\n"
-               "  --model M                 dense Hugging Face / MLX folder (llama, mistral, qwen2, qwen3)\n"
+               "  --model, -m M             dense Hugging Face / MLX folder (llama, mistral, qwen2, qwen3, gemma3)\n"
                "  --mlx-path OUT            output folder, must not exist (default mlx_model)\n"
                "  --data D                  calibration data: a text file, a .jsonl file or a dataset folder\n"
                "                            (not needed with --sensitivities unless --report-ppl)\n"
@@ -50,11 +50,11 @@ static int int_flag(const char *a, const char *v, ct_dq_opts *o, bool *matched) 
 
 // Options with a value other than the integers.
 static int value_flag(const char *a, const char *v, ct_dq_opts *o) {
+    bool matched;
+    int rc = quant_common_flag(&(quant_common_flags){&o->model, &o->mlx_path, &o->dtype, &o->calib}, a, v, &matched);
+    if (rc || matched)
+        return rc;
     struct { const char *name; const char **dst; } strs[] = {
-        {"--model", &o->model},
-        {"--mlx-path", &o->mlx_path},
-        {"--data", &o->calib.data},
-        {"--dtype", &o->dtype},
         {"--sensitivities", &o->sensitivities},
         {"--sensitivities-out", &o->sens_out},
     };
@@ -71,13 +71,6 @@ static int value_flag(const char *a, const char *v, ct_dq_opts *o) {
         if (!strcmp(v, "bfloat16"))
             ct_log_warn("--accumulation-dtype bfloat16: ctune accumulates the gradients in float32");
         return 0;
-    }
-    if (!strcmp(a, "--seed")) {
-        long n;
-        int rc = quant_parse_long(a, v, 0, &n);
-        if (!rc)
-            o->calib.seed = (uint64_t)n;
-        return rc;
     }
     return cli_usage_error("quant", "unknown option '%s'", a);
 }
